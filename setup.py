@@ -1,0 +1,69 @@
+"""Packaging metadata for wxcli — the single source of it (pyproject.toml only configures tools)."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+
+def read_version() -> str:
+    """Read __version__ from wxcli/__init__.py without importing the package."""
+    text = (HERE / "wxcli" / "__init__.py").read_text(encoding="utf-8")
+    match = re.search(r'^__version__ = "([^"]+)"', text, re.M)
+    if not match:
+        raise RuntimeError("__version__ not found in wxcli/__init__.py")
+    return match.group(1)
+
+
+setup(
+    name="wxcli",
+    version=read_version(),
+    description="Watch a company's WeChat customer-service groups over the Web WeChat protocol",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.11",
+    packages=find_packages(include=["wxcli", "wxcli.*"]),
+    include_package_data=True,
+    package_data={
+        "wxcli": ["py.typed"],
+        "wxcli.simulator": ["assets/*", "scenarios/*.toml"],
+        "wxcli.analysis": ["data/*.txt"],
+    },
+    install_requires=[
+        "click>=8.1",
+        "rich>=13.0",
+        "requests>=2.31",
+        "qrcode>=7.4",
+        "peewee>=3.17",
+        "PyMySQL>=1.1",
+        "oss2>=2.18",
+        "snownlp>=0.12.3",
+        "jieba>=0.42.1",
+        "schedule>=1.2",
+        # comment-preserving edits of wxcli.toml for `wxcli alert add-*` (tomllib can only read)
+        "tomlkit>=0.12",
+        # production WSGI server for `wxcli serve`: request limits and timeouts we must not hand-roll
+        "waitress>=3.0",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8.0",
+            "pytest-timeout>=2.3",
+            "pytest-xdist>=3.5",
+            "ruff>=0.6",
+            "aiosmtpd>=1.4",
+            "hypothesis>=6.100",
+            "Pillow>=10.0",
+        ],
+    },
+    entry_points={"console_scripts": ["wxcli = wxcli.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.11",
+        "Environment :: Console",
+        "Topic :: Communications :: Chat",
+    ],
+)
