@@ -56,3 +56,14 @@ def wx_home(tmp_path_factory, monkeypatch):
     for var in ("WXCLI_CONFIG", "WXCLI_PROFILE", "WXCLI_LOGIN_URL", "WXCLI_DB", "WXCLI_DEBUG"):
         monkeypatch.delenv(var, raising=False)
     return home
+
+
+@pytest.fixture
+def sim():
+    """A fresh simulator on a free loopback port, with short long-poll holds for speed."""
+    from wxcli.simulator import Simulator
+
+    simulator = Simulator(synccheck_hold=0.5, login_hold=0.5)
+    simulator.start()
+    yield simulator
+    simulator.stop()
