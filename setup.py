@@ -57,6 +57,7 @@ setup(
             "aiosmtpd>=1.4",
             "hypothesis>=6.100",
             "Pillow>=10.0",
+            "cryptography>=41",  # self-signed TLS certs for the SMTP/webhook test servers
         ],
     },
     entry_points={"console_scripts": ["wxcli = wxcli.cli:main"]},
