@@ -1,0 +1,60 @@
+"""``wxcli status``."""
+
+from __future__ import annotations
+
+import click
+
+from wxcli.cli._context import AppContext
+from wxcli.errors import EXIT_OK, EXIT_SESSION
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--no-check", is_flag=True, help="Don't contact the server; report the saved state.")
+@click.pass_obj
+def status(app: AppContext, as_json: bool, no_check: bool) -> int:
+    """Show who is logged in and whether the session works right now.
+
+    Exit status 0 when the session is alive, 3 when not logged in or expired,
+    5 when the server could not be reached to tell.
+    """
+    from wxcli import account
+    from wxcli.cli._output import emit_json, human_duration, out_console
+    from wxcli.errors import EXIT_NETWORK
+
+    stale = float(app.config.get("keepalive", "stale_minutes")) * 60
+    report = account.session_status(app.paths, app.config, live=not no_check, stale_after=stale)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        con = out_console()
+        if not report.logged_in:
+            con.print(f"Not logged in (profile {report.profile}). Run `wxcli login`.")
+        else:
+            alive = {True: "[green]alive[/]", False: "[red]expired[/]", None: "[yellow]unknown[/]"}
+            con.print(f"Account:   {report.nickname} (uin {report.uin}, profile {report.profile})")
+            con.print(
+                f"Logged in: {report.login_time:%Y-%m-%d %H:%M:%S %Z} "
+                f"({human_duration(report.session_age_seconds)} ago)"
+            )
+            src = f" (from {report.alive_source})" if report.alive_source else ""
+            con.print(f"Session:   {alive[report.alive]}{src}")
+            if report.problem:
+                con.print(f"           {report.problem}", markup=False)
+            con.print(f"Contacts:  {report.friends} friends, {report.groups} groups")
+        if report.watch_running:
+            h = report.health
+            last = h.last_sync_at if h and h.last_sync_at else "never"
+            con.print(f"Watch:     running (pid {report.watch_pid}), last sync {last}")
+            if h:
+                con.print(
+                    f"           {h.messages_stored} messages stored, database {h.database}, "
+                    f"queues {h.queues or {}}"
+                )
+        elif report.logged_in:
+            con.print("Watch:     not running")
+    if not report.logged_in or report.alive is False:
+        return EXIT_SESSION
+    if report.alive is None and not no_check:
+        return EXIT_NETWORK
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""The long-running sync loop (``wxcli watch``) and its health record."""
