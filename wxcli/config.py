@@ -91,6 +91,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "filter_mentions": _k(bool, True, "drop @mentions"),
         "filter_numbers": _k(bool, True, "drop numbers"),
         "negative_threshold": _k(NUM, 0.3, "sentiment below this counts as negative"),
+        "timezone": _k(str, "Asia/Shanghai", "where days begin, for counts and --since dates"),
         "workers": _k(int, 1, "sentiment worker processes"),
         "batch": _k(int, 500, "messages per analysis batch"),
     },

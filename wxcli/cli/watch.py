@@ -1,0 +1,66 @@
+"""``wxcli watch``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from wxcli.cli._context import AppContext
+
+
+@click.command()
+@click.option("--db", "db_url", help="Database URL [default: [database] url, else SQLite in home].")
+@click.option("--duration", type=float, help="Stop after this many seconds (for scripts).")
+@click.option("--once", is_flag=True, help="Fetch what is pending now, then exit.")
+@click.option("--no-analysis", is_flag=True, help="Don't start the analysis worker.")
+@click.option("--no-media", is_flag=True, help="Don't download images.")
+@click.option("--relogin", is_flag=True, help="On session loss, log in again instead of exiting 3.")
+@click.option(
+    "--qr-png",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where --relogin writes the QR code [default: $WXCLI_HOME/login-qr.png].",
+)
+@click.option("--serve", is_flag=True, help="Also run the REST API ([serve] host/port).")
+@click.pass_obj
+def watch(
+    app: AppContext,
+    db_url: str | None,
+    duration: float | None,
+    once: bool,
+    no_analysis: bool,
+    no_media: bool,
+    relogin: bool,
+    qr_png: Path | None,
+    serve: bool,
+) -> int:
+    """Archive every message of every chat, until stopped (Ctrl-C or SIGTERM).
+
+    Messages go to the database in batches, each in one transaction with the
+    sync position, so restarts neither lose nor duplicate anything. If the
+    database is down, batches are spooled to disk and replayed later.
+    Exit status 3 when WeChat ends the session (unless --relogin).
+    """
+    from wxcli.watch.loop import Watcher, WatchOptions
+
+    options = WatchOptions(
+        db_url=db_url,
+        duration=duration,
+        once=once,
+        analysis=False if no_analysis else None,
+        media=False if no_media else None,
+        relogin=True if relogin else None,
+        serve=True if serve else None,
+        qr_png=qr_png,
+    )
+    watcher = Watcher(app.paths, app.config, options)
+    if not (duration or once):
+        click.echo(f"Watching as profile {app.profile!r}; Ctrl-C to stop.", err=True)
+    code = watcher.run()
+    s = watcher.stats
+    click.echo(
+        f"Stored {s.stored} messages ({s.duplicates} duplicates ignored"
+        f"{f', {s.spooled} spooled' if s.spooled else ''}).",
+        err=True,
+    )
+    return code

@@ -1,0 +1,57 @@
+"""Named, ordered schema migrations, each recorded in ``schema_migration`` once applied.
+
+Append new steps at the end; never edit an applied one. Two processes starting at once are
+serialised (a MySQL named lock, SQLite's write lock), and re-running is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import peewee as pw
+
+log = logging.getLogger(__name__)
+
+
+def _initial(m: SimpleNamespace) -> None:
+    m.db.create_tables(m.all, safe=True)
+
+
+MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
+    ("0001_initial", _initial),
+]
+
+
+def applied(m: SimpleNamespace) -> set[str]:
+    if not m.db.table_exists(m.SchemaMigration._meta.table_name):
+        return set()
+    return {row.name for row in m.SchemaMigration.select(m.SchemaMigration.name)}
+
+
+def migrate(m: SimpleNamespace) -> list[str]:
+    """Apply pending migrations; returns the names applied now."""
+    db = m.db
+    mysql = isinstance(db, pw.MySQLDatabase)
+    if mysql:
+        db.execute_sql("SELECT GET_LOCK('wxcli_migrate', 60)")
+    try:
+        m.db.create_tables([m.SchemaMigration], safe=True)
+        done = applied(m)
+        new = []
+        for name, step in MIGRATIONS:
+            if name in done:
+                continue
+            log.info("applying schema migration %s", name)
+            with db.atomic():
+                step(m)
+                m.SchemaMigration.insert(
+                    name=name, applied_at=datetime.now(UTC)
+                ).on_conflict_ignore().execute()
+            new.append(name)
+        return new
+    finally:
+        if mysql:
+            db.execute_sql("SELECT RELEASE_LOCK('wxcli_migrate')")

@@ -1,0 +1,283 @@
+"""The archive's tables, built per database by :func:`build_models` (no global binding).
+
+Ids here are *stable*: a chat or person keeps its id across logins even though Web WeChat
+gives them new UserNames every time (see ``wxcli.store.identity`` for the matching rules).
+Times are naive UTC in the database and timezone-aware UTC in Python.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import peewee as pw
+
+
+class DateTime6Field(pw.DateTimeField):
+    """DATETIME(6) on MySQL (microseconds), DATETIME on SQLite."""
+
+    field_type = "DATETIME6"
+
+
+class LongTextField(pw.TextField):
+    field_type = "LONGTEXT"
+
+
+def build_models(db: pw.Database) -> SimpleNamespace:
+    """Model classes bound to ``db``; returns them as attributes of a namespace."""
+    mysql = isinstance(db, pw.MySQLDatabase)
+    settings = ["ENGINE=InnoDB", "DEFAULT CHARSET=utf8mb4", "COLLATE=utf8mb4_unicode_ci"]
+
+    class Base(pw.Model):
+        class Meta:
+            database = db
+            legacy_table_names = False
+            table_settings = settings if mysql else []
+
+    class SchemaMigration(Base):
+        name = pw.CharField(max_length=100, primary_key=True)
+        applied_at = DateTime6Field()
+
+    class Account(Base):
+        uin = pw.BigIntegerField(unique=True)
+        nickname = pw.CharField(max_length=255, default="")
+        created_at = DateTime6Field()
+
+    class Chat(Base):
+        """A conversation: group, friend, official account, special account, or self."""
+
+        account = pw.ForeignKeyField(Account, backref="chats", on_delete="CASCADE")
+        kind = pw.CharField(max_length=16)  # group | friend | official | special | self
+        name = pw.CharField(max_length=255, default="")  # current name (group topic / remark)
+        nickname = pw.CharField(max_length=255, default="")
+        remark = pw.CharField(max_length=255, default="")
+        alias = pw.CharField(max_length=64, default="")
+        permanent_id = pw.CharField(max_length=80, default="", index=True)  # wxid/…@chatroom
+        user_name = pw.CharField(max_length=140, default="")  # session UserName last seen
+        session_sid = pw.CharField(max_length=64, default="")  # …and the login it belongs to
+        encry_chat_room_id = pw.CharField(max_length=80, default="")
+        owner_name = pw.CharField(max_length=255, default="")
+        member_count = pw.IntegerField(default=0)
+        member_sig = pw.TextField(default="")  # sorted member names, for matching after login
+        first_seen = DateTime6Field()
+        last_seen = DateTime6Field()
+
+        class Meta:
+            indexes = ((("account", "user_name"), False), (("account", "kind", "name"), False))
+
+    class ChatName(Base):
+        """Every name a chat has had (renames are recorded with their time)."""
+
+        chat = pw.ForeignKeyField(Chat, backref="names", on_delete="CASCADE")
+        name = pw.CharField(max_length=255)
+        since = DateTime6Field()
+
+    class Person(Base):
+        """Anyone who spoke or was listed: friends, officials, group members."""
+
+        account = pw.ForeignKeyField(Account, backref="people", on_delete="CASCADE")
+        nickname = pw.CharField(max_length=255, default="")
+        remark = pw.CharField(max_length=255, default="")
+        alias = pw.CharField(max_length=64, default="")
+        permanent_id = pw.CharField(max_length=80, default="", index=True)
+        user_name = pw.CharField(max_length=140, default="")
+        session_sid = pw.CharField(max_length=64, default="")
+        is_friend = pw.BooleanField(default=False)
+        is_self = pw.BooleanField(default=False)
+        sex = pw.SmallIntegerField(default=0)
+        province = pw.CharField(max_length=64, default="")
+        city = pw.CharField(max_length=64, default="")
+        first_seen = DateTime6Field()
+        last_seen = DateTime6Field()
+
+        class Meta:
+            indexes = (
+                (("account", "user_name"), False),
+                (("account", "remark"), False),
+                (("account", "nickname"), False),
+            )
+
+    class PersonName(Base):
+        person = pw.ForeignKeyField(Person, backref="names", on_delete="CASCADE")
+        kind = pw.CharField(max_length=16)  # nickname | remark | display
+        name = pw.CharField(max_length=255)
+        chat = pw.ForeignKeyField(Chat, null=True, on_delete="CASCADE")  # for display names
+        since = DateTime6Field()
+
+    class Membership(Base):
+        chat = pw.ForeignKeyField(Chat, backref="memberships", on_delete="CASCADE")
+        person = pw.ForeignKeyField(Person, backref="memberships", on_delete="CASCADE")
+        display_name = pw.CharField(max_length=255, default="")
+        active = pw.BooleanField(default=True)
+        joined_at = DateTime6Field()
+        left_at = DateTime6Field(null=True)
+
+        class Meta:
+            indexes = ((("chat", "person"), True),)
+
+    class Message(Base):
+        account = pw.ForeignKeyField(Account, on_delete="CASCADE")
+        msg_id = pw.CharField(max_length=32)
+        chat = pw.ForeignKeyField(Chat, on_delete="CASCADE")
+        chat_name = pw.CharField(max_length=255, default="")  # name at the time
+        chat_kind = pw.CharField(max_length=16)
+        sender = pw.ForeignKeyField(Person, null=True, on_delete="SET NULL")
+        sender_name = pw.CharField(max_length=255, default="")  # name at the time
+        is_self = pw.BooleanField(default=False)
+        kind = pw.CharField(max_length=16)
+        msg_type = pw.IntegerField()
+        app_msg_type = pw.IntegerField(default=0)
+        text = pw.TextField(default="")
+        mentions = pw.TextField(default="")  # JSON list of names
+        mentions_me = pw.BooleanField(default=False)
+        title = pw.CharField(max_length=512, default="")
+        url = pw.TextField(default="")
+        file_name = pw.CharField(max_length=512, default="")
+        file_size = pw.BigIntegerField(null=True)
+        created_at = DateTime6Field()
+        received_at = DateTime6Field()
+        revoked = pw.BooleanField(default=False)
+        revoked_at = DateTime6Field(null=True)
+        recall_of = pw.CharField(max_length=32, default="")  # for 10002: the MsgId recalled
+        media_status = pw.CharField(max_length=8, default="")  # '' none | pending | done | failed
+        media_attempts = pw.SmallIntegerField(default=0)
+        media_next_at = DateTime6Field(null=True)
+        media_url = pw.TextField(default="")
+        media_key = pw.CharField(max_length=255, default="")
+        media_sha256 = pw.CharField(max_length=64, default="")
+        media_size = pw.BigIntegerField(null=True)
+        media_type = pw.CharField(max_length=64, default="")
+        media_error = pw.CharField(max_length=255, default="")
+        raw = LongTextField(null=True)
+
+        class Meta:
+            indexes = (
+                (("account", "msg_id"), True),
+                (("chat", "created_at"), False),
+                (("created_at",), False),
+                (("media_status", "media_next_at"), False),
+                (("sender", "created_at"), False),
+            )
+
+    class RosterEvent(Base):
+        account = pw.ForeignKeyField(Account, on_delete="CASCADE")
+        chat = pw.ForeignKeyField(Chat, on_delete="CASCADE")
+        msg_id = pw.CharField(max_length=32, default="")
+        kind = pw.CharField(max_length=16)  # join | invite | leave | remove | rename | other
+        actor = pw.CharField(max_length=255, default="")
+        subject = pw.CharField(max_length=255, default="")
+        new_name = pw.CharField(max_length=255, default="")
+        source = pw.CharField(max_length=16, default="system")  # system message | roster diff
+        created_at = DateTime6Field()
+
+        class Meta:
+            indexes = ((("chat", "created_at"), False),)
+
+    class SyncState(Base):
+        """The sync position, committed with the messages it delivered."""
+
+        account = pw.ForeignKeyField(Account, primary_key=True, on_delete="CASCADE")
+        sid = pw.CharField(max_length=64, default="")
+        sync_key = pw.TextField(default="")
+        updated_at = DateTime6Field()
+
+    class WorkRange(Base):
+        """Analysis work done, as ranges of message rowids (several workers claim ranges)."""
+
+        kind = pw.CharField(max_length=16)
+        start_id = pw.BigIntegerField()
+        end_id = pw.BigIntegerField()
+        claimed_by = pw.CharField(max_length=64, default="")
+        claimed_at = DateTime6Field()
+        done = pw.BooleanField(default=False)
+
+        class Meta:
+            indexes = ((("kind", "start_id"), True),)
+
+    class MessageScore(Base):
+        message = pw.ForeignKeyField(Message, primary_key=True, on_delete="CASCADE")
+        sentiment = pw.FloatField(index=True)
+
+    class WordCount(Base):
+        """Words per chat and local day (pre-aggregated for `stats words`)."""
+
+        chat = pw.ForeignKeyField(Chat, on_delete="CASCADE")
+        day = pw.DateField()
+        word = pw.CharField(max_length=64)
+        count = pw.IntegerField(default=0)
+
+        class Meta:
+            primary_key = pw.CompositeKey("chat", "day", "word")
+            indexes = ((("day", "word"), False),)
+
+    class Activity(Base):
+        """Messages per chat, local day and hour, with sentiment sums (stats activity)."""
+
+        chat = pw.ForeignKeyField(Chat, on_delete="CASCADE")
+        day = pw.DateField()
+        hour = pw.SmallIntegerField()
+        messages = pw.IntegerField(default=0)
+        scored = pw.IntegerField(default=0)
+        sentiment_sum = pw.FloatField(default=0.0)
+        negative = pw.IntegerField(default=0)
+
+        class Meta:
+            primary_key = pw.CompositeKey("chat", "day", "hour")
+            indexes = ((("day",), False),)
+
+    class SpeakerCount(Base):
+        chat = pw.ForeignKeyField(Chat, on_delete="CASCADE")
+        person = pw.ForeignKeyField(Person, on_delete="CASCADE")
+        day = pw.DateField()
+        messages = pw.IntegerField(default=0)
+
+        class Meta:
+            primary_key = pw.CompositeKey("chat", "person", "day")
+            indexes = ((("day",), False),)
+
+    class AnalysisMeta(Base):
+        key = pw.CharField(max_length=64, primary_key=True)
+        value = pw.TextField(default="")
+
+    ns = SimpleNamespace(
+        db=db,
+        SchemaMigration=SchemaMigration,
+        Account=Account,
+        Chat=Chat,
+        ChatName=ChatName,
+        Person=Person,
+        PersonName=PersonName,
+        Membership=Membership,
+        Message=Message,
+        RosterEvent=RosterEvent,
+        SyncState=SyncState,
+        WorkRange=WorkRange,
+        MessageScore=MessageScore,
+        WordCount=WordCount,
+        Activity=Activity,
+        SpeakerCount=SpeakerCount,
+        AnalysisMeta=AnalysisMeta,
+    )
+    ns.all = [
+        SchemaMigration,
+        Account,
+        Chat,
+        ChatName,
+        Person,
+        PersonName,
+        Membership,
+        Message,
+        RosterEvent,
+        SyncState,
+        WorkRange,
+        MessageScore,
+        WordCount,
+        Activity,
+        SpeakerCount,
+        AnalysisMeta,
+    ]
+    return ns
+
+
+def model_fields(model: Any) -> list[str]:
+    return [f.name for f in model._meta.sorted_fields]

@@ -1,0 +1,133 @@
+"""Media download workers inside ``watch``: images fetched while the session lives, stored to
+OSS or a local folder, failures retried with back-off and visible in the health record.
+
+The work list is the database (messages with ``media_status = 'pending'``), so a crash or
+restart loses none of it; the receiving thread never waits for a download.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from wxcli.errors import MediaError, NetworkError, ProtocolError, SessionExpiredError, WxError
+
+if TYPE_CHECKING:
+    from wxcli.watch.loop import Watcher
+
+log = logging.getLogger(__name__)
+
+
+class MediaWorkers:
+    def __init__(self, watcher: Watcher):
+        self.w = watcher
+        cfg = watcher.config.data["media"]
+        self.workers = max(int(cfg["workers"]), 1)
+        self.retries = max(int(cfg["retries"]), 1)
+        self.max_bytes = int(cfg["max_bytes"])
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self.done = 0
+        self.failed = 0
+        self.store: Any = None
+
+    def start(self) -> None:
+        from wxcli.media.storage import open_media_store
+
+        try:
+            self.store = open_media_store(self.w.config, self.w.paths)
+        except WxError as exc:
+            self.w.health.add_error("media", f"media storage unavailable: {exc}")
+            return
+        if self.w.archive is not None and self.w.account_id is not None:
+            self.w.archive.reset_media_claims(self.w.account_id)
+        for i in range(self.workers):
+            t = threading.Thread(target=self._run, name=f"wx-media-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)
+
+    def queue_depths(self) -> dict[str, int]:
+        return {"media_done": self.done, "media_failed": self.failed}
+
+    def _run(self) -> None:
+        idle = 0.2
+        while not self._stop.is_set():
+            w = self.w
+            if w.archive is None or w.account_id is None or w.client is None:
+                self._stop.wait(1.0)
+                continue
+            try:
+                with self._lock:  # one claimer at a time; downloads run in parallel
+                    jobs = w.archive.claim_media(w.account_id, 1, datetime.now(UTC))
+            except Exception as exc:  # database trouble: the loop spools; we just wait
+                log.debug("media claim failed: %s", exc)
+                self._stop.wait(2.0)
+                continue
+            if not jobs:
+                self._stop.wait(idle)
+                idle = min(idle * 2, 2.0)
+                continue
+            idle = 0.2
+            for job in jobs:
+                self._one(job)
+
+    def _download(self, job: dict[str, Any]) -> tuple[bytes, str]:
+        client = self.w.client
+        assert client is not None
+        kind = job["kind"]
+        if kind == "image":
+            return client.get_image(job["msg_id"], max_bytes=self.max_bytes)
+        if kind == "emoji":
+            return client.get_image(job["msg_id"], big=True, max_bytes=self.max_bytes)
+        if kind == "voice":
+            return client.get_voice(job["msg_id"], max_bytes=self.max_bytes)
+        if kind == "video":
+            return client.get_video(job["msg_id"], max_bytes=self.max_bytes)
+        if kind == "file":
+            from wxcli.protocol.models import Message
+
+            raw = json.loads(job["raw"]) if job.get("raw") else {}
+            if not raw:
+                raise MediaError("file attachment without its raw message; cannot download")
+            return client.get_file(Message.from_wire(raw, keep_raw=False), self.max_bytes)
+        raise MediaError(f"no download for {kind}")
+
+    def _one(self, job: dict[str, Any]) -> None:
+        archive = self.w.archive
+        attempts = int(job.get("media_attempts") or 0) + 1
+        try:
+            data, ctype = self._download(job)
+            created = job["created_at"]
+            when = created.replace(tzinfo=UTC) if created.tzinfo is None else created
+            stored = self.store.put(data, content_type=ctype, when=when)
+            archive.media_done(
+                job["id"],
+                media_url=stored.url,
+                media_key=stored.key,
+                media_sha256=stored.sha256,
+                media_size=stored.size,
+                media_type=stored.content_type,
+                media_attempts=attempts,
+            )
+            self.done += 1
+        except SessionExpiredError:
+            archive.media_failed(job["id"], attempts - 1, "session ended", datetime.now(UTC))
+            self._stop.wait(5.0)
+        except (NetworkError, ProtocolError, MediaError, WxError, OSError) as exc:
+            final = attempts >= self.retries or isinstance(exc, MediaError)
+            delay = timedelta(seconds=min(5 * 2 ** (attempts - 1), 3600))
+            retry_at = None if final else datetime.now(UTC) + delay
+            archive.media_failed(job["id"], attempts, str(exc), retry_at)
+            if final:
+                self.failed += 1
+                self.w.health.add_error("media", f"message {job['msg_id']}: {exc}")
+            log.info("media download of %s failed (attempt %d): %s", job["msg_id"], attempts, exc)
