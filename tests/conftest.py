@@ -67,3 +67,102 @@ def sim():
     simulator.start()
     yield simulator
     simulator.stop()
+
+
+# --- databases --------------------------------------------------------------------------------
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--no-mysql", action="store_true", help="skip tests that need MariaDB/MySQL on :3306"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--no-mysql"):
+        skip = pytest.mark.skip(reason="--no-mysql given")
+        for item in items:
+            if "mysql" in item.keywords:
+                item.add_marker(skip)
+
+
+MYSQL_HOST = "127.0.0.1"
+MYSQL_PORT = 3306
+
+
+def mysql_available() -> bool:
+    try:
+        with socket.create_connection((MYSQL_HOST, MYSQL_PORT), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def mysql_url():
+    """A throw-away MariaDB database (root, no password, as on the CI machine)."""
+    import uuid
+
+    import pymysql
+
+    if not mysql_available():
+        pytest.fail(
+            "MariaDB is not reachable on 127.0.0.1:3306 (start it, or run pytest --no-mysql)"
+        )
+    name = f"wxcli_test_{uuid.uuid4().hex[:10]}"
+    yield f"mysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}"
+    conn = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def db_url(request, tmp_path):
+    """Each archive test runs on SQLite and on the real MariaDB."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'archive.db'}"
+    return request.getfixturevalue("mysql_url")
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = ""):
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message or predicate}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def logged_in(sim, wx_home):
+    """A profile logged in to the simulator (auto-confirm): returns (paths, config, state)."""
+    from wxcli import account
+    from wxcli.config import defaults
+    from wxcli.paths import ProfilePaths
+
+    sim.control.auto_confirm(True)
+    config = defaults()
+    config.data["wechat"].update(
+        {"login_url": sim.base_url, "login_poll_timeout": 5.0, "synccheck_timeout": 5.0}
+    )
+    config.data["wechat"]["backoff"] = 0.05
+    config.data["watch"].update({"health_seconds": 0.2, "session_save_seconds": 0.2})
+    paths = ProfilePaths("default", wx_home)
+    state = account.login(paths, config)
+    return paths, config, state
+
+
+@pytest.fixture(autouse=True)
+def _close_archive_readers():
+    yield
+    from tests.watch_helpers import close_readers
+
+    close_readers()

@@ -78,6 +78,13 @@ class Archive:
     def is_mysql(self) -> bool:
         return self.url.scheme == "mysql"
 
+    def transaction(self) -> Any:
+        """A write transaction. On SQLite it takes the write lock up front (BEGIN IMMEDIATE),
+        so a concurrent writer makes us wait (busy_timeout) instead of failing at upgrade."""
+        if self.is_mysql:
+            return self.db.atomic()
+        return self.db.atomic("IMMEDIATE")
+
     def close(self) -> None:
         if not self.db.is_closed():
             self.db.close()
@@ -139,7 +146,7 @@ class Archive:
     def claim_media(self, account_id: int, limit: int, now: datetime) -> list[dict[str, Any]]:
         """Pending media jobs whose retry time has come; marks them 'working'."""
         M = self.m.Message
-        with self.db.atomic():
+        with self.transaction():
             rows = list(
                 M.select(M.id, M.msg_id, M.kind, M.created_at, M.media_attempts, M.raw, M.file_name)
                 .where(
@@ -271,7 +278,7 @@ class Ingestor:
         now = now or datetime.now(UTC)
         M = self.m.Message
         try:
-            with self.archive.db.atomic():
+            with self.archive.transaction():
                 records = []
                 roster = []
                 recalls = []
@@ -316,6 +323,8 @@ class Ingestor:
                     if r.recall_of:
                         recalls.append((r.recall_of, r.created_at))
                     if r.roster is not None:
+                        if r.roster.kind == "rename" and r.roster.new_name:
+                            self.resolver.rename_chat(r.chat_user, r.roster.new_name, r.created_at)
                         subjects = r.roster.subjects or [""]
                         for subject in subjects:
                             roster.append(
@@ -358,15 +367,12 @@ class Ingestor:
 
     def _save_key(self, key: SyncKey, now: datetime) -> None:
         S = self.m.SyncState
-        S.insert(
-            account=self.account_id,
-            sid=self.sid,
-            sync_key=sync_key_text(key),
-            updated_at=naive(now),
-        ).on_conflict(
-            conflict_target=[S.account],
-            update={S.sid: self.sid, S.sync_key: sync_key_text(key), S.updated_at: naive(now)},
-        ).execute()
+        text = sync_key_text(key)
+        query = S.insert(
+            account=self.account_id, sid=self.sid, sync_key=text, updated_at=naive(now)
+        )
+        update = {S.sid: self.sid, S.sync_key: text, S.updated_at: naive(now)}
+        upsert(query, [S.account], update).execute()
 
     def _group_change(
         self, old: Contact | None, new: Contact, now: datetime
@@ -380,8 +386,8 @@ class Ingestor:
             return []
         events = []
         chat_id = self.chat_id(new.user_name, new.shown_name, "group", now)
-        if old is not None and old.nickname and new.nickname and old.nickname != new.nickname:
-            self.resolver.rename_chat(new.user_name, new.nickname, now)
+        if new.nickname:
+            self.resolver.rename_chat(new.user_name, new.nickname, now)  # no-op when unchanged
         if new.members_known:
             joined, left = self.sync_group_members(new, now, chat_id)
             for name in joined:
@@ -431,10 +437,17 @@ class Ingestor:
         for g in groups:
             if not g.members_known:
                 continue
-            with self.archive.db.atomic():
+            with self.archive.transaction():
                 self.sync_group_members(g, now)
             n += 1
         return n
+
+
+def upsert(query: Any, target: list[Any], update: dict[Any, Any]) -> Any:
+    """INSERT … ON CONFLICT/ON DUPLICATE KEY UPDATE for both back-ends (MySQL takes no target)."""
+    if isinstance(query.model._meta.database, pw.MySQLDatabase):
+        return query.on_conflict(update=update)
+    return query.on_conflict(conflict_target=target, update=update)
 
 
 def since_cutoff(days: float) -> datetime:

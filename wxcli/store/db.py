@@ -118,21 +118,38 @@ def connect(url: DbUrl, *, timeout: float = 10.0, create: bool = True) -> peewee
         "init_command": "SET time_zone = '+00:00'",
     }
     if create:
-        try:
-            conn = pymysql.connect(**kwargs)
-        except pymysql.err.MySQLError as exc:
-            raise DatabaseUnavailableError(f"cannot connect to {url.safe()}: {exc}") from None
-        try:
-            with conn.cursor() as cur:
-                cur.execute(
-                    f"CREATE DATABASE IF NOT EXISTS `{url.database}` "
-                    "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-                )
-        finally:
-            conn.close()
+        _create_mysql_database(url, kwargs)
+    kwargs.pop("autocommit")  # peewee manages transactions itself
     db = peewee.MySQLDatabase(url.database, field_types=FIELD_TYPES_MYSQL, **kwargs)
     try:
         db.connect(reuse_if_open=True)
     except peewee.OperationalError as exc:
         raise DatabaseUnavailableError(f"cannot connect to {url.safe()}: {exc}") from None
     return db
+
+
+def _create_mysql_database(url: DbUrl, kwargs: dict) -> None:
+    """CREATE DATABASE (utf8mb4) unless it already exists — checked by connecting to it first,
+    which is the cheap common case."""
+    import pymysql
+
+    try:
+        pymysql.connect(database=url.database, **kwargs).close()
+        return
+    except pymysql.err.OperationalError as exc:
+        if exc.args and exc.args[0] != 1049:  # 1049 = unknown database
+            raise DatabaseUnavailableError(f"cannot connect to {url.safe()}: {exc}") from None
+    except pymysql.err.MySQLError as exc:
+        raise DatabaseUnavailableError(f"cannot connect to {url.safe()}: {exc}") from None
+    try:
+        conn = pymysql.connect(**kwargs)
+    except pymysql.err.MySQLError as exc:
+        raise DatabaseUnavailableError(f"cannot connect to {url.safe()}: {exc}") from None
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                f"CREATE DATABASE IF NOT EXISTS `{url.database}` "
+                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
+    finally:
+        conn.close()

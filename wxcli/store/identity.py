@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ class IdentityResolver:
         self.people: dict[str, int] = {}
         self.claimed_chats: dict[int, str] = {}
         self.permanent: dict[str, str] = {}  # UserName -> permanent id (MsgType 51)
+        self._index: _PeopleIndex | None = None
+        self._members: dict[int, dict[int, list[Any]]] = {}
 
     def note_permanent_ids(self, mapping: dict[str, str]) -> None:
         self.permanent.update(mapping)
@@ -228,102 +231,168 @@ class IdentityResolver:
 
     # ------------------------------------------------------------------ people
 
+    def _people_index(self) -> _PeopleIndex:
+        if self._index is None:
+            P, S = self.m.Person, self.m.SessionName
+            rows = P.select(
+                P.id, P.nickname, P.remark, P.alias, P.permanent_id, P.is_friend, P.is_self
+            ).where(P.account == self.account_id)
+            self._index = _PeopleIndex(rows.tuples())
+            for user_name, person_id in (
+                S.select(S.user_name, S.person)
+                .join(P, on=(S.person == P.id))
+                .where(S.sid == self.sid, P.account == self.account_id)
+                .tuples()
+            ):
+                self.people[user_name] = person_id
+        return self._index
+
+    def _chat_members(self, chat_id: int) -> dict[int, list[Any]]:
+        """person id -> [membership id, display name, active] for one chat (cached)."""
+        members = self._members.get(chat_id)
+        if members is None:
+            M = self.m.Membership
+            members = {
+                pid: [mid, display, active]
+                for mid, pid, display, active in M.select(M.id, M.person, M.display_name, M.active)
+                .where(M.chat == chat_id)
+                .tuples()
+            }
+            self._members[chat_id] = members
+        return members
+
+    def _match_person(self, info: PersonInfo, chat_id: int | None) -> _P | None:
+        idx = self._people_index()
+        taken = set(self.people.values())
+        if info.permanent_id:
+            for pid in idx.by_perm.get(info.permanent_id, []):
+                return idx.by_id[pid]
+        if info.is_self:
+            return idx.by_id.get(idx.self_id) if idx.self_id else None
+        if info.is_friend:
+            if info.remark:
+                ids = [i for i in idx.by_remark.get(info.remark, []) if i not in taken]
+                if len(ids) == 1:
+                    return idx.by_id[ids[0]]
+            ids = [
+                i
+                for i in idx.by_nick.get(info.nickname, [])
+                if i not in taken and idx.by_id[i].is_friend
+            ]
+            if info.alias:
+                ids = [i for i in ids if idx.by_id[i].alias in ("", info.alias)] or ids
+            if len(ids) == 1:
+                return idx.by_id[ids[0]]
+        if chat_id is not None:
+            members = self._chat_members(chat_id)
+            ids = [i for i in idx.by_nick.get(info.nickname, []) if i in members and i not in taken]
+            if len(ids) == 1:
+                return idx.by_id[ids[0]]
+        return None
+
     def person_id(
         self, info: PersonInfo, chat_id: int | None = None, when: datetime | None = None
     ) -> int:
+        """The stable id of a person seen in this login (matched, else created)."""
+        self._people_index()
         cached = self.people.get(info.user_name)
         if cached is not None:
             return cached
         when = when or _now()
-        Person = self.m.Person
         info.permanent_id = info.permanent_id or self.permanent.get(info.user_name, "")
-        row = self._match_person(info, chat_id)
-        if row is None:
-            row = Person.create(
-                account=self.account_id,
-                nickname=info.nickname,
-                remark=info.remark,
-                alias=info.alias,
-                permanent_id=info.permanent_id,
-                user_name=info.user_name,
-                session_sid=self.sid,
-                is_friend=info.is_friend,
-                is_self=info.is_self,
-                sex=info.sex,
-                province=info.province,
-                city=info.city,
-                first_seen=_naive(when),
-                last_seen=_naive(when),
-            )
-            self.m.PersonName.create(
-                person=row.id, kind="nickname", name=info.nickname, since=_naive(when)
-            )
-            if info.remark:
-                self.m.PersonName.create(
-                    person=row.id, kind="remark", name=info.remark, since=_naive(when)
-                )
+        found = self._match_person(info, chat_id)
+        if found is None:
+            pid = self._create_people([info], when)[0]
         else:
-            self._refresh_person(row, info, when)
-        self.people[info.user_name] = row.id
-        return row.id
+            pid = found.id
+            self._refresh_person(found, info, when)
+            self._remember([(info.user_name, pid)])
+        return pid
 
-    def _match_person(self, info: PersonInfo, chat_id: int | None):  # -> Person | None
-        Person = self.m.Person
-        base = Person.select().where(Person.account == self.account_id)
-        row = base.where(Person.user_name == info.user_name, Person.session_sid == self.sid).first()
-        if row is not None:
-            return row
-        if info.permanent_id:
-            row = base.where(Person.permanent_id == info.permanent_id).first()
-            if row is not None:
-                return row
-        if info.is_self:
-            return base.where(Person.is_self == True).first()  # noqa: E712 - peewee expression
-        taken = set(self.people.values())
-        if info.is_friend:
+    def _remember(self, pairs: list[tuple[str, int]]) -> None:
+        """Record UserName -> person for this login (cache + SessionName rows, in bulk)."""
+        new = [(u, p) for u, p in pairs if self.people.get(u) != p]
+        for u, p in new:
+            self.people[u] = p
+        if new:
+            S = self.m.SessionName
+            for start in range(0, len(new), 500):
+                S.insert_many(
+                    [
+                        {"sid": self.sid, "user_name": u, "person": p}
+                        for u, p in new[start : start + 500]
+                    ]
+                ).on_conflict_ignore().execute()
+
+    def _create_people(self, infos: list[PersonInfo], when: datetime) -> list[int]:
+        """Insert new people in bulk; returns their ids in order."""
+        P = self.m.Person
+        idx = self._people_index()
+        ids: list[int] = []
+        for start in range(0, len(infos), 200):
+            chunk = infos[start : start + 200]
+            first_id = None
+            with self.m.db.atomic():
+                for info in chunk:
+                    pid = P.insert(
+                        account=self.account_id,
+                        nickname=info.nickname,
+                        remark=info.remark,
+                        alias=info.alias,
+                        permanent_id=info.permanent_id,
+                        is_friend=info.is_friend,
+                        is_self=info.is_self,
+                        sex=info.sex,
+                        province=info.province,
+                        city=info.city,
+                        first_seen=_naive(when),
+                        last_seen=_naive(when),
+                    ).execute()
+                    first_id = first_id or pid
+                    ids.append(pid)
+                    idx.add(
+                        _P(
+                            pid,
+                            info.nickname,
+                            info.remark,
+                            info.alias,
+                            info.permanent_id,
+                            info.is_friend,
+                            info.is_self,
+                        )
+                    )
+        names = []
+        for info, pid in zip(infos, ids, strict=True):
+            names.append(
+                {"person": pid, "kind": "nickname", "name": info.nickname, "since": _naive(when)}
+            )
             if info.remark:
-                rows = [r for r in base.where(Person.remark == info.remark) if r.id not in taken]
-                if len(rows) == 1:
-                    return rows[0]
-            rows = [
-                r
-                for r in base.where(Person.nickname == info.nickname, Person.is_friend == True)  # noqa: E712
-                if r.id not in taken
-            ]
-            if info.alias:
-                rows = [r for r in rows if r.alias in ("", info.alias)] or rows
-            if len(rows) == 1:
-                return rows[0]
-        if chat_id is not None:
-            M = self.m.Membership
-            rows = [
-                r
-                for r in base.join(M, on=(M.person == Person.id)).where(
-                    M.chat == chat_id, Person.nickname == info.nickname
+                names.append(
+                    {"person": pid, "kind": "remark", "name": info.remark, "since": _naive(when)}
                 )
-                if r.id not in taken
-            ]
-            if len(rows) == 1:
-                return rows[0]
-        return None
+        for start in range(0, len(names), 500):
+            self.m.PersonName.insert_many(names[start : start + 500]).execute()
+        self._remember([(info.user_name, pid) for info, pid in zip(infos, ids, strict=True)])
+        return ids
 
-    def _refresh_person(self, row, info: PersonInfo, when: datetime) -> None:
-        Person = self.m.Person
-        updates = {
-            Person.user_name: info.user_name,
-            Person.session_sid: self.sid,
-            Person.last_seen: _naive(when),
-        }
+    def _refresh_person(self, row: _P, info: PersonInfo, when: datetime) -> None:
+        P = self.m.Person
+        updates: dict[Any, Any] = {}
         for kind in ("nickname", "remark"):
             value = getattr(info, kind)
             if value and value != getattr(row, kind):
                 self.m.PersonName.create(person=row.id, kind=kind, name=value, since=_naive(when))
-                updates[getattr(Person, kind)] = value
+                updates[getattr(P, kind)] = value
         if info.is_friend and not row.is_friend:
-            updates[Person.is_friend] = True
+            updates[P.is_friend] = True
         if info.permanent_id and info.permanent_id != row.permanent_id:
-            updates[Person.permanent_id] = info.permanent_id
-        Person.update(updates).where(Person.id == row.id).execute()
+            updates[P.permanent_id] = info.permanent_id
+        if updates:
+            updates[P.last_seen] = _naive(when)
+            P.update(updates).where(P.id == row.id).execute()
+            self._people_index().update(
+                row, **{f.name: v for f, v in updates.items() if f.name != "last_seen"}
+            )
 
     # ------------------------------------------------------------------ memberships
 
@@ -332,48 +401,124 @@ class IdentityResolver:
     ) -> tuple[list[str], list[str]]:
         """Make the chat's active memberships equal ``members`` ((person, display name) pairs).
 
-        Returns the names that joined and left since the archive last looked.
+        Returns the names that joined and left since the archive last looked (nothing on the
+        first look). Matching is in memory and newcomers are inserted in bulk, so a login with
+        thousands of group members stays fast.
         """
         M = self.m.Membership
-        existing = {row.person_id: row for row in M.select().where(M.chat == chat_id)}
+        self._people_index()
+        existing = self._chat_members(chat_id)
         first_time = not existing
-        seen: set[int] = set()
-        joined: list[str] = []
+        resolved: list[tuple[int, PersonInfo, str]] = []
+        fresh: list[tuple[PersonInfo, str]] = []
         for info, display in members:
-            pid = self.person_id(info, chat_id, when)
+            info.permanent_id = info.permanent_id or self.permanent.get(info.user_name, "")
+            pid = self.people.get(info.user_name)
+            if pid is None:
+                found = self._match_person(info, chat_id)
+                if found is not None:
+                    pid = found.id
+                    self._refresh_person(found, info, when)
+                    self.people[info.user_name] = pid
+            if pid is None:
+                fresh.append((info, display))
+            else:
+                resolved.append((pid, info, display))
+        self._remember([(i.user_name, p) for p, i, _ in resolved])
+        if fresh:
+            new_ids = self._create_people([i for i, _ in fresh], when)
+            resolved += [(p, i, d) for p, (i, d) in zip(new_ids, fresh, strict=True)]
+        joined: list[str] = []
+        inserts = []
+        seen: set[int] = set()
+        for pid, info, display in resolved:
             seen.add(pid)
             row = existing.get(pid)
             shown = display or info.nickname
             if row is None:
-                M.insert(
-                    chat=chat_id,
-                    person=pid,
-                    display_name=display,
-                    active=True,
-                    joined_at=_naive(when),
-                ).on_conflict_ignore().execute()
+                inserts.append(
+                    {
+                        "chat": chat_id,
+                        "person": pid,
+                        "display_name": display,
+                        "active": True,
+                        "joined_at": _naive(when),
+                    }
+                )
                 if not first_time:
                     joined.append(shown)
-            elif not row.active or row.display_name != display:
-                if not row.active:
+            elif not row[2] or row[1] != display:
+                if not row[2]:
                     joined.append(shown)
-                if display and display != row.display_name:
+                if display and display != row[1]:
                     self.m.PersonName.create(
                         person=pid, kind="display", name=display, chat=chat_id, since=_naive(when)
                     )
                 M.update(active=True, left_at=None, display_name=display).where(
-                    M.id == row.id
+                    M.id == row[0]
                 ).execute()
+                row[1], row[2] = display, True
+        for start in range(0, len(inserts), 500):
+            M.insert_many(inserts[start : start + 500]).on_conflict_ignore().execute()
+        if inserts:
+            self._members.pop(chat_id, None)  # reload ids next time
         left: list[str] = []
-        gone = [row for pid, row in existing.items() if pid not in seen and row.active]
+        gone = [(pid, row) for pid, row in existing.items() if pid not in seen and row[2]]
         if gone:
-            ids = [row.id for row in gone]
-            M.update(active=False, left_at=_naive(when)).where(M.id.in_(ids)).execute()
-            names = {
-                p.id: p.nickname
-                for p in self.m.Person.select().where(
-                    self.m.Person.id.in_([r.person_id for r in gone])
-                )
-            }
-            left = [r.display_name or names.get(r.person_id, "") for r in gone]
+            M.update(active=False, left_at=_naive(when)).where(
+                M.id.in_([row[0] for _, row in gone])
+            ).execute()
+            idx = self._people_index()
+            for pid, row in gone:
+                row[2] = False
+                left.append(row[1] or idx.by_id[pid].nickname if pid in idx.by_id else row[1])
         return joined, left
+
+
+@dataclass
+class _P:
+    id: int
+    nickname: str
+    remark: str
+    alias: str
+    permanent_id: str
+    is_friend: bool
+    is_self: bool
+
+
+class _PeopleIndex:
+    """All people of an account in memory, indexed the ways matching needs."""
+
+    def __init__(self, rows: Iterable[tuple[Any, ...]]):
+        self.by_id: dict[int, _P] = {}
+        self.by_perm: dict[str, list[int]] = {}
+        self.by_remark: dict[str, list[int]] = {}
+        self.by_nick: dict[str, list[int]] = {}
+        self.self_id = 0
+        for row in rows:
+            self.add(_P(*row))
+
+    def add(self, p: _P) -> None:
+        self.by_id[p.id] = p
+        if p.permanent_id:
+            self.by_perm.setdefault(p.permanent_id, []).append(p.id)
+        if p.remark:
+            self.by_remark.setdefault(p.remark, []).append(p.id)
+        if p.nickname:
+            self.by_nick.setdefault(p.nickname, []).append(p.id)
+        if p.is_self:
+            self.self_id = p.id
+
+    def update(self, p: _P, **changes: Any) -> None:
+        for key, index in (("nickname", self.by_nick), ("remark", self.by_remark)):
+            if key in changes:
+                old = getattr(p, key)
+                if old and p.id in index.get(old, []):
+                    index[old].remove(p.id)
+                if changes[key]:
+                    index.setdefault(changes[key], []).append(p.id)
+        if changes.get("permanent_id"):
+            self.by_perm.setdefault(changes["permanent_id"], []).append(p.id)
+        for key, value in changes.items():
+            if hasattr(p, key):
+                setattr(p, key, value)

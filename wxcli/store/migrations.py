@@ -38,6 +38,9 @@ def migrate(m: SimpleNamespace) -> list[str]:
     if mysql:
         db.execute_sql("SELECT GET_LOCK('wxcli_migrate', 60)")
     try:
+        done = applied(m)
+        if len(done) == len(MIGRATIONS):
+            return []  # the common case: read-only, no lock taken
         m.db.create_tables([m.SchemaMigration], safe=True)
         done = applied(m)
         new = []
@@ -45,7 +48,7 @@ def migrate(m: SimpleNamespace) -> list[str]:
             if name in done:
                 continue
             log.info("applying schema migration %s", name)
-            with db.atomic():
+            with db.atomic() if mysql else db.atomic("IMMEDIATE"):
                 step(m)
                 m.SchemaMigration.insert(
                     name=name, applied_at=datetime.now(UTC)

@@ -80,8 +80,6 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         remark = pw.CharField(max_length=255, default="")
         alias = pw.CharField(max_length=64, default="")
         permanent_id = pw.CharField(max_length=80, default="", index=True)
-        user_name = pw.CharField(max_length=140, default="")
-        session_sid = pw.CharField(max_length=64, default="")
         is_friend = pw.BooleanField(default=False)
         is_self = pw.BooleanField(default=False)
         sex = pw.SmallIntegerField(default=0)
@@ -91,11 +89,17 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         last_seen = DateTime6Field()
 
         class Meta:
-            indexes = (
-                (("account", "user_name"), False),
-                (("account", "remark"), False),
-                (("account", "nickname"), False),
-            )
+            indexes = ((("account", "remark"), False), (("account", "nickname"), False))
+
+    class SessionName(Base):
+        """Which stable person a login's UserName was (so a restarted watch matches at once)."""
+
+        sid = pw.CharField(max_length=64)
+        user_name = pw.CharField(max_length=140)
+        person = pw.ForeignKeyField(Person, on_delete="CASCADE")
+
+        class Meta:
+            indexes = ((("sid", "user_name"), True),)
 
     class PersonName(Base):
         person = pw.ForeignKeyField(Person, backref="names", on_delete="CASCADE")
@@ -246,6 +250,7 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         Chat=Chat,
         ChatName=ChatName,
         Person=Person,
+        SessionName=SessionName,
         PersonName=PersonName,
         Membership=Membership,
         Message=Message,
@@ -264,6 +269,7 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         Chat,
         ChatName,
         Person,
+        SessionName,
         PersonName,
         Membership,
         Message,

@@ -679,8 +679,11 @@ class Watcher:
         self.health.state = "session_lost"
         self.health.session_code = exc.code
         self.health.add_error("session", str(exc))
+        if self.state is not None:
+            # Kept (not deleted): push login needs this login's cookies.
+            self.state.alive = False
+            self.state.ended_code = exc.code
         self._save_session(force=True)
-        self.store.mark_ended(exc.code)
         self.emit("session_lost", code=exc.code, meaning=exc.meaning, endpoint=exc.endpoint)
         self._write_health()
         if not self.relogin:

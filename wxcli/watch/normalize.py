@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,6 +123,7 @@ class Normalizer:
         self.media_kinds = media_kinds
         self.clock = clock
         self._tried: set[tuple[str, str]] = set()  # fetches already attempted (fetch once)
+        self._group_fetched: dict[str, datetime] = {}
 
     # -- names ----------------------------------------------------------------------------
 
@@ -150,20 +151,36 @@ class Normalizer:
             c = self.directory.get(user_name)
         return c
 
+    def _refetch_group(self, group_user: str) -> None:
+        """Reload a group's member list (it carries display names); at most once a minute."""
+        now = self.clock()
+        last = self._group_fetched.get(group_user)
+        if last is not None and (now - last).total_seconds() < 60:
+            return
+        self._group_fetched[group_user] = now
+        if self.fetch_contacts is None:
+            return
+        try:
+            found = self.fetch_contacts([(group_user, "")])
+        except Exception as exc:  # a failed lookup must not lose the message
+            log.warning("could not reload group members: %s", exc)
+            return
+        for c in found:
+            self.directory.upsert(c)
+
     def member_name(self, group: Contact | None, group_user: str, member_user: str) -> str:
-        """group DisplayName > remark > nickname; fetched once when unknown."""
+        """group DisplayName > remark > nickname; an unknown member is looked up (the group's
+        list first, since only it has display names; then the member alone, once)."""
         member = self.directory.member(group_user, member_user)
+        if member is None and group is not None:
+            self._refetch_group(group_user)
+            member = self.directory.member(group_user, member_user)
         if member is None and group is not None:
             found = self._fetch([(member_user, group.encry_chat_room_id or group_user)])
             for c in found:
                 if c.user_name == member_user:
                     member = Member(c.user_name, c.nickname)
                     self.directory.add_member(group_user, member)
-            if member is None:
-                # The group's list may simply be stale: refetch the whole group once.
-                for c in self._fetch([(group_user, "")]):
-                    self.directory.upsert(c)
-                member = self.directory.member(group_user, member_user)
         friend = self.directory.get(member_user)
         if member is not None and member.display_name:
             return member.display_name
@@ -300,6 +317,12 @@ class Normalizer:
                         subjects=subjects,
                         new_name=ev.new_name or "",
                     )
+                    if ev.kind == "rename" and ev.new_name:
+                        # Later messages of this batch already carry the new name; the
+                        # ModContactList that confirms it comes in a separate list.
+                        group = self.directory.get(row.chat_user)
+                        if group is not None:
+                            self.directory.upsert(replace(group, nickname=ev.new_name))
         elif kind in ("image", "voice", "video", "emoji"):
             row.text = ""
         media = MEDIA_KINDS.get(kind, "")
