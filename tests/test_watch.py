@@ -16,7 +16,7 @@ def by_msg_id(db_url, home):
 
 
 def test_every_kind_round_trips(logged_in, sim, db_url, wx_home):
-    paths, config, state = logged_in
+    paths, config, _state = logged_in
     c = sim.control
     with RunningWatch(paths, config, db_url) as w:
         ids = {
@@ -77,13 +77,15 @@ def test_every_kind_round_trips(logged_in, sim, db_url, wx_home):
     assert s["is_self"] is True
     assert s["sender_name"] == "云帆客服中心"
     assert s["chat_name"] == GROUP
-    assert row("image")["kind"] == "image" and row("image")["msg_type"] == 3
+    assert row("image")["kind"] == "image"
+    assert row("image")["msg_type"] == 3
     assert row("voice")["kind"] == "voice"
     assert row("video")["kind"] == "video"
     assert row("emoji")["kind"] == "emoji"
     fl = row("file")
     assert (fl["kind"], fl["file_name"]) == ("file", "报价单.pdf")
-    assert fl["file_size"] and fl["file_size"] > 0
+    assert fl["file_size"]
+    assert fl["file_size"] > 0
     lk = row("link")
     assert (lk["kind"], lk["title"], lk["url"]) == ("link", "说明书", "https://e.x/a?b=1&c=2")
     assert row("music")["kind"] == "link"
@@ -99,7 +101,7 @@ def test_every_kind_round_trips(logged_in, sim, db_url, wx_home):
 
 
 def test_unknown_member_is_fetched_not_unknown(logged_in, sim, db_url, wx_home):
-    paths, config, state = logged_in
+    paths, config, _state = logged_in
     c = sim.control
     with RunningWatch(paths, config, db_url) as w:
         c.add_members(GROUP, [{"nickname": "路人甲🐸", "display_name": "甲-新客户"}], notify=False)
@@ -112,7 +114,7 @@ def test_unknown_member_is_fetched_not_unknown(logged_in, sim, db_url, wx_home):
 
 
 def test_rename_mid_stream_keeps_history(logged_in, sim, db_url, wx_home):
-    paths, config, state = logged_in
+    paths, config, _state = logged_in
     c = sim.control
     with RunningWatch(paths, config, db_url) as w:
         before = c.message(group=GROUP, sender="张伟", content="改名前")
@@ -132,11 +134,13 @@ def test_rename_mid_stream_keeps_history(logged_in, sim, db_url, wx_home):
     finally:
         a.close()
     assert names == [GROUP, "云帆Pro客服1群(新)"]
-    assert ev and ev[0]["new_name"] == "云帆Pro客服1群(新)" and ev[0]["actor"] == "张伟"
+    assert ev
+    assert ev[0]["new_name"] == "云帆Pro客服1群(新)"
+    assert ev[0]["actor"] == "张伟"
 
 
 def test_recall_keeps_the_original(logged_in, sim, db_url, wx_home):
-    paths, config, state = logged_in
+    paths, config, _state = logged_in
     c = sim.control
     with RunningWatch(paths, config, db_url) as w:
         mid = c.message(group=GROUP, sender="张伟", content="说错话了")
@@ -149,12 +153,13 @@ def test_recall_keeps_the_original(logged_in, sim, db_url, wx_home):
     assert original["text"] == "说错话了"
     assert original["revoked_at"] is not None
     recall = rows[recall_id]
-    assert recall["kind"] == "recall" and recall["recall_of"] == mid
+    assert recall["kind"] == "recall"
+    assert recall["recall_of"] == mid
     assert "撤回了一条消息" in recall["text"]
 
 
 def test_duplicate_delivery_is_stored_once(logged_in, sim, db_url, wx_home):
-    paths, config, state = logged_in
+    paths, config, _state = logged_in
     c = sim.control
     c.fault("duplicate", endpoint="webwxsync", times=3)
     with RunningWatch(paths, config, db_url) as w:
@@ -165,7 +170,7 @@ def test_duplicate_delivery_is_stored_once(logged_in, sim, db_url, wx_home):
 
 
 def test_roster_changes_from_system_messages_and_member_lists(logged_in, sim, db_url, wx_home):
-    paths, config, state = logged_in
+    paths, config, _state = logged_in
     c = sim.control
     with RunningWatch(paths, config, db_url) as w:
         c.add_members(GROUP, ["新人A", "新人B"], inviter="张伟")
@@ -184,14 +189,15 @@ def test_roster_changes_from_system_messages_and_member_lists(logged_in, sim, db
             ]
         finally:
             a.close()
-    assert ("invite", "新人A", "system") in events and ("invite", "新人B", "system") in events
+    assert ("invite", "新人A", "system") in events
+    assert ("invite", "新人B", "system") in events
     assert ("remove", "新人B", "system") in events
     assert ("leave", "新人A", "roster") in events
     assert sorted(left) == ["新人A", "新人B"]
 
 
 def test_session_loss_exits_3_and_is_recorded(logged_in, sim, db_url, wx_home):
-    paths, config, state = logged_in
+    paths, config, _state = logged_in
     w = RunningWatch(paths, config, db_url).start()
     w.until(lambda: w.watcher.health.state == "running")
     sim.control.logout(1101)
@@ -203,12 +209,13 @@ def test_session_loss_exits_3_and_is_recorded(logged_in, sim, db_url, wx_home):
     from wxcli.watch.health import read_health
 
     saved = SessionStore(paths).load()
-    assert saved.alive is False and saved.ended_code == 1101
+    assert saved.alive is False
+    assert saved.ended_code == 1101
     assert read_health(paths.health).state == "session_lost"
 
 
 def test_selector_spin_backs_off(logged_in, sim, db_url, wx_home):
-    paths, config, state = logged_in
+    paths, config, _state = logged_in
     config.data["watch"]["spin_threshold"] = 3
     delays: list[float] = []
     sim.control.fault("spin", endpoint="synccheck", times=12)
@@ -225,7 +232,7 @@ def test_selector_spin_backs_off(logged_in, sim, db_url, wx_home):
 
 
 def test_restart_resumes_without_gaps_or_duplicates(logged_in, sim, db_url, wx_home):
-    paths, config, state = logged_in
+    paths, config, _state = logged_in
     c = sim.control
     first = c.messages([{"group": GROUP, "sender": "张伟", "content": f"a{i}"} for i in range(30)])
     with RunningWatch(paths, config, db_url) as w:
@@ -242,7 +249,7 @@ def test_second_watch_is_refused_with_the_holders_pid(logged_in, sim, db_url, wx
 
     from wxcli.errors import LockedError
 
-    paths, config, state = logged_in
+    paths, config, _state = logged_in
     with RunningWatch(paths, config, db_url) as w:
         w.until(lambda: w.watcher.health.state == "running")
         with pytest.raises(LockedError) as info:

@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from wxcli.store.archive import Archive
-from wxcli.watch.loop import WatchOptions, Watcher
+from wxcli.watch.loop import Watcher, WatchOptions
 
 
 class RunningWatch:

@@ -103,7 +103,6 @@ def connect(url: DbUrl, *, timeout: float = 10.0, create: bool = True) -> peewee
             except OSError:
                 pass
         return db
-    import pymysql
 
     kwargs = {
         "host": url.host,
