@@ -79,7 +79,10 @@ def connect(url: DbUrl, *, timeout: float = 10.0, create: bool = True) -> peewee
 
     if url.scheme == "sqlite":
         if url.path != ":memory:":
-            Path(url.path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(url.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseUnavailableError(f"cannot open {url.safe()}: {exc}") from None
         db = peewee.SqliteDatabase(
             url.path,
             pragmas={
