@@ -183,10 +183,7 @@ def test_roster_changes_from_system_messages_and_member_lists(logged_in, sim, db
             w.until(lambda: R.select().where(R.kind == "leave").count() >= 1)
             events = [(e.kind, e.subject, e.source) for e in R.select().order_by(R.id)]
             M = a.m.Membership
-            left = [
-                m.person.nickname
-                for m in M.select().where(M.active == False)  # noqa: E712
-            ]
+            left = [m.person.nickname for m in M.select().where(M.active == False)]
         finally:
             a.close()
     assert ("invite", "新人A", "system") in events
