@@ -1,0 +1,155 @@
+"""``wxcli demo``: the whole product on the built-in simulator, with no account and no network.
+
+It starts the simulator with the customer-service scenario, logs in (the simulated phone
+confirms by itself), runs ``watch`` into the default SQLite database of a separate demo home,
+then analyses what arrived. Everything stays under ``<home>/demo``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wxcli.config import Config, defaults
+from wxcli.paths import ProfilePaths
+
+
+@dataclass
+class DemoResult:
+    home: Path
+    db_path: Path
+    nickname: str = ""
+    stored: int = 0
+    per_chat: list[tuple[str, int]] = field(default_factory=list)
+    per_kind: list[tuple[str, int]] = field(default_factory=list)
+    top_words: list[tuple[str, int]] = field(default_factory=list)
+    negatives: list[tuple[str, str, str, float]] = field(default_factory=list)
+    media_done: int = 0
+    seconds: float = 0.0
+
+
+def demo_config(sim_url: str, base: Config | None = None) -> Config:
+    cfg = base or defaults()
+    cfg.data["wechat"].update(
+        {"login_url": sim_url, "synccheck_timeout": 10.0, "login_poll_timeout": 10.0}
+    )
+    cfg.data["watch"].update({"health_seconds": 0.5, "session_save_seconds": 1.0})
+    cfg.data["database"]["url"] = ""
+    for key in ("endpoint", "bucket"):
+        cfg.data["oss"][key] = ""  # the demo never uploads anywhere
+    cfg.data["media"]["dir"] = ""
+    return cfg
+
+
+def run_demo(
+    home: Path,
+    *,
+    duration: float = 20.0,
+    rate: float = 3.0,
+    keep: bool = False,
+    analysis: bool = True,
+    progress: Callable[[str, dict[str, Any]], None] | None = None,
+) -> DemoResult:
+    """Run the demo in ``home / "demo"``; ``progress(stage, info)`` reports what happens."""
+    from wxcli import account
+    from wxcli.simulator import Simulator
+    from wxcli.watch.loop import Watcher, WatchOptions
+
+    say = progress or (lambda stage, info: None)
+    demo_home = home / "demo"
+    if demo_home.exists() and not keep:
+        shutil.rmtree(demo_home)
+    demo_home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    paths = ProfilePaths("default", demo_home)
+    started = time.monotonic()
+    with Simulator("company", auto_confirm=True, synccheck_hold=2, login_hold=2, rate=rate) as sim:
+        config = demo_config(sim.base_url)
+        say("simulator", {"url": sim.base_url})
+        state = account.login(paths, config, push=False)
+        say("login", {"nickname": state.nickname, "groups": len(state.contacts.groups())})
+        watcher = Watcher(
+            paths,
+            config,
+            WatchOptions(duration=duration, analysis=False, media=True),
+            on_event=lambda e: None,
+        )
+        ticker_stop = threading.Event()
+
+        def tick() -> None:
+            while not ticker_stop.wait(1.0):
+                say("progress", {"stored": watcher.stats.stored})
+
+        ticker = threading.Thread(target=tick, daemon=True)
+        ticker.start()
+        try:
+            watcher.run()
+        finally:
+            ticker_stop.set()
+        media = getattr(watcher, "_media", None)
+    result = DemoResult(home=demo_home, db_path=paths.default_db, nickname=state.nickname)
+    result.stored = watcher.stats.stored
+    result.media_done = media.done if media is not None else 0
+    if analysis:
+        say("analysis", {})
+        _analyse(paths, config)
+    _summarise(result, paths)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _analyse(paths: ProfilePaths, config: Config) -> None:
+    from wxcli.analysis.worker import AnalysisWorker
+    from wxcli.store.archive import Archive
+
+    archive = Archive("", paths.home)
+    try:
+        AnalysisWorker(archive, config, cache_dir=paths.home.parent / "cache").drain()
+    finally:
+        archive.close()
+
+
+def _summarise(result: DemoResult, paths: ProfilePaths) -> None:
+    import peewee as pw
+
+    from wxcli.store.archive import Archive
+
+    archive = Archive("", paths.home)
+    try:
+        m = archive.m
+        M = m.Message
+        result.per_chat = list(
+            M.select(M.chat_name, pw.fn.COUNT(M.id).alias("n"))
+            .group_by(M.chat_name)
+            .order_by(pw.fn.COUNT(M.id).desc())
+            .tuples()
+        )
+        result.per_kind = list(
+            M.select(M.kind, pw.fn.COUNT(M.id))
+            .group_by(M.kind)
+            .order_by(pw.fn.COUNT(M.id).desc())
+            .tuples()
+        )
+        W = m.WordCount
+        result.top_words = list(
+            W.select(W.word, pw.fn.SUM(W.count).alias("n"))
+            .group_by(W.word)
+            .order_by(pw.fn.SUM(W.count).desc())
+            .limit(10)
+            .tuples()
+        )
+        S = m.MessageScore
+        result.negatives = [
+            (r.chat_name, r.sender_name, r.text, r.sentiment)
+            for r in M.select(M.chat_name, M.sender_name, M.text, S.sentiment)
+            .join(S, on=(S.message == M.id))
+            .order_by(S.sentiment)
+            .limit(3)
+            .objects()
+        ]
+    finally:
+        archive.close()
