@@ -65,21 +65,34 @@ class Simulator:
         return SimControl(self.base_url)
 
     def start(self) -> str:
+        """Bind and serve on a background thread; returns the base URL."""
         from wxcli.simulator.server import SimServer
 
+        if self._server is not None:
+            return self.base_url
+        self.engine.resume()
         self._server = SimServer((self.host, self.port), self.engine)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="wxsim-server",
+            daemon=True,
         )
         self._thread.start()
         return self.base_url
 
     def stop(self) -> None:
+        """Stop serving, promptly: held long polls answer at once, hung requests are dropped,
+        idle keep-alive connections are closed and their threads joined."""
         self.engine.stop()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.close_all(wait=0.5)
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(0.5)
+            self._thread = None
 
     def serve_forever(self) -> None:
         """Block until interrupted (for ``wxcli sim``)."""

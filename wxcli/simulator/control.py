@@ -95,8 +95,7 @@ def dispatch(
         return 200, {"msg_id": engine.recall(str(d["msg_id"]))}
     if route == "/injected" and method == "GET":
         since = float((query.get("since") or ["0"])[0])
-        with engine.lock:
-            return 200, [h for h in engine.history if h["time"] >= since]
+        return 200, engine.injected_since(since)
 
     # -- what the client did ---------------------------------------------------------------
     if route == "/sent":

@@ -50,7 +50,7 @@ class SimControl:
         return self._call("POST", "logout", {"code": code})
 
     # the world
-    def add_contacts(self, **spec: Any) -> Any:
+    def add_contacts(self, /, **spec: Any) -> Any:
         return self._call("POST", "contacts", spec)
 
     def update_contact(self, name: str, **fields: Any) -> Any:
@@ -75,8 +75,9 @@ class SimControl:
         return self._call("POST", "groups/members/remove", body)
 
     # messages
-    def message(self, **spec: Any) -> str:
-        """Inject one message; returns its MsgId."""
+    def message(self, /, **spec: Any) -> str:
+        """Inject one message; returns its MsgId. (``self`` is positional-only so that a spec
+        may carry ``self=True``, a message the account sent from the phone.)"""
         return self._call("POST", "messages", spec)["msg_ids"][0]
 
     def messages(self, specs: list[dict[str, Any]]) -> list[str]:
@@ -98,13 +99,16 @@ class SimControl:
     def clear_requests(self) -> Any:
         return self._call("DELETE", "requests")
 
+    def clear_sent(self) -> Any:
+        return self._call("DELETE", "sent")
+
     def state(self) -> dict[str, Any]:
         return self._call("GET", "state")
 
     def reset(self) -> Any:
         return self._call("POST", "reset", {})
 
-    def settings(self, **values: Any) -> dict[str, Any]:
+    def settings(self, /, **values: Any) -> dict[str, Any]:
         return self._call("POST", "settings", values)
 
     # faults and load
@@ -114,11 +118,18 @@ class SimControl:
     def clear_faults(self) -> Any:
         return self._call("DELETE", "faults")
 
-    def traffic(self, **spec: Any) -> Any:
+    def faults(self) -> list[dict[str, Any]]:
+        """The faults still armed (one-shot ones disappear once they fired)."""
+        return self._call("GET", "faults")
+
+    def traffic(self, /, **spec: Any) -> Any:
         return self._call("POST", "traffic", spec)
 
     def stop_traffic(self) -> Any:
         return self._call("DELETE", "traffic")
+
+    def traffic_state(self) -> dict[str, Any]:
+        return self._call("GET", "traffic")
 
     def flood(self, count: int, groups: int = 0, **spec: Any) -> Any:
         return self._call("POST", "flood", {"count": count, "groups": groups, **spec})

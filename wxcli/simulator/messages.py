@@ -32,6 +32,8 @@ MESSAGE_TYPES = (
     "transfer",
     "miniprogram",
     "history",
+    "app",
+    "article",
     "card",
     "location",
     "friend_request",
@@ -152,7 +154,7 @@ def _text(engine, spec, route, base, group):
 def _image(engine, spec, route, base, group):
     key = str(spec.get("image") or base["msg_id"])
     full, thumb, width, height = media.photo(key)
-    engine.media[base["msg_id"]] = {"kind": "image", "full": full, "thumb": thumb}
+    engine.add_media(base["msg_id"], {"kind": "image", "key": key})  # bytes re-made on demand
     if engine.settings.image_token:
         payload = wire.escape_text("@" + hashlib.sha256(full).hexdigest() * 2)
     else:
@@ -176,7 +178,7 @@ def _image(engine, spec, route, base, group):
 def _voice(engine, spec, route, base, group):
     data = media.asset("voice.mp3")
     ms = int(spec.get("seconds", 3) * 1000)
-    engine.media[base["msg_id"]] = {"kind": "voice", "data": data}
+    engine.add_media(base["msg_id"], {"kind": "voice", "data": data})
     xml = (
         f'<msg><voicemsg endflag="1" cancelflag="0" forwardflag="0" voiceformat="4" '
         f'voicelength="{ms}" length="{len(data)}" bufid="0" clientmsgid="{base["msg_id"]}" '
@@ -189,8 +191,9 @@ def _voice(engine, spec, route, base, group):
 
 def _video(engine, spec, route, base, group):
     data = media.asset("video.mp4")
-    full, thumb, width, height = media.photo(f"video:{base['msg_id']}")
-    engine.media[base["msg_id"]] = {"kind": "video", "data": data, "full": full, "thumb": thumb}
+    key = f"video:{base['msg_id']}"
+    _full, thumb, width, height = media.photo(key)
+    engine.add_media(base["msg_id"], {"kind": "video", "data": data, "key": key})
     seconds = int(spec.get("seconds", 12))
     xml = (
         f'<?xml version="1.0"?><msg><videomsg aeskey="" cdnthumbaeskey="" cdnvideourl="" '
@@ -211,7 +214,7 @@ def _video(engine, spec, route, base, group):
 
 def _emoji(engine, spec, route, base, group):
     data = media.asset("sticker.gif")
-    engine.media[base["msg_id"]] = {"kind": "emoji", "full": data, "thumb": data}
+    engine.add_media(base["msg_id"], {"kind": "emoji", "full": data, "thumb": data})
     md5 = hashlib.md5(data).hexdigest()  # noqa: S324
     xml = (
         f'<msg><emoji fromusername="" tousername="" type="2" idbuffer="media:0_0" md5="{md5}" '
@@ -249,12 +252,9 @@ def _file(engine, spec, route, base, group):
     if size > len(blob):
         blob = blob + b"\0" * (size - len(blob))
     media_id = "@crypt_" + hashlib.sha256(base["msg_id"].encode()).hexdigest() * 2
-    engine.media[base["msg_id"]] = {
-        "kind": "file",
-        "data": blob,
-        "media_id": media_id,
-        "name": name,
-    }
+    engine.add_media(
+        base["msg_id"], {"kind": "file", "data": blob, "media_id": media_id, "name": name}
+    )
     ext = name.rsplit(".", 1)[-1] if "." in name else ""
     extra = (
         f"<appattach><totallen>{size}</totallen><attachid>{media_id}</attachid>"
@@ -337,11 +337,56 @@ def _miniprogram(engine, spec, route, base, group):
 def _history(engine, spec, route, base, group):
     title = str(spec.get("title", "群聊的聊天记录"))
     xml = _appmsg(19, title, "", "张三: 发票什么时候开\n李四: 明天")
+    # The appmsg XML says type 19, but the web server reports merged chat history as
+    # AppMsgType 0 (§7.5; ItChat turns it into a Note).
     return wire.message_object(
         msg_type=49,
-        app_msg_type=19,
+        app_msg_type=0,
         content=route.prefix + wire.escape_xml_payload(xml),
         file_name=title,
+        **base,
+    )
+
+
+def _app(engine, spec, route, base, group):
+    """Any other AppMsgType (§7.5): 17 location sharing, 2001 red envelope, 8 app emoji, …"""
+    app_type = int(spec.get("app_msg_type", 1))
+    title = str(spec.get("title", spec.get("file_name", "")))
+    url = str(spec.get("url", ""))
+    xml = _appmsg(app_type, title, "", str(spec.get("description", "")), url)
+    return wire.message_object(
+        msg_type=49,
+        app_msg_type=app_type,
+        content=route.prefix + wire.escape_xml_payload(xml),
+        file_name=title,
+        url=url.replace("&", "&amp;"),
+        **base,
+    )
+
+
+def _article(engine, spec, route, base, group):
+    """An official account's article push: AppMsgType 5 with an <mmreader> item list."""
+    title = str(spec.get("title", "云帆Pro 新品发布会回顾"))
+    url = str(spec.get("url", "https://mp.weixin.qq.com/s?__biz=MzA&mid=1&idx=1"))
+    digest = str(spec.get("description", "点击查看发布会精彩内容"))
+    cover = "https://mmbiz.qpic.cn/sim/cover.jpg"
+    esc = wire.html.escape
+    reader = (
+        '<mmreader><category type="20" count="1"><name>'
+        f"{esc(spec.get('account', ''))}</name><topnew><cover>{cover}</cover><width>0</width>"
+        f"<height>0</height><digest>{esc(digest)}</digest></topnew><item><itemshowtype>0"
+        f"</itemshowtype><title>{esc(title)}</title><url>{esc(url)}</url><shorturl></shorturl>"
+        f"<longurl></longurl><pub_time>{base['create_time']}</pub_time><cover>{cover}</cover>"
+        f"<digest>{esc(digest)}</digest></item></category></mmreader>"
+    )
+    xml = _appmsg(5, title, reader, digest, url)
+    return wire.message_object(
+        msg_type=49,
+        app_msg_type=5,
+        content=route.prefix + wire.escape_xml_payload(xml),
+        file_name=title,
+        url=url.replace("&", "&amp;"),
+        img_status=2,
         **base,
     )
 
@@ -383,7 +428,7 @@ def _location(engine, spec, route, base, group):
     poi = str(spec.get("poiname", "云帆大厦"))
     x, y = float(spec.get("x", 22.540503)), float(spec.get("y", 113.934528))
     url = f"https://apis.map.qq.com/uri/v1/geocoder?coord={x},{y}&referer=wexinmp_profile"
-    engine.media[base["msg_id"]] = {"kind": "map", "full": media.asset("map.jpg")}
+    engine.add_media(base["msg_id"], {"kind": "map", "full": media.asset("map.jpg")})
     content = (
         f"{wire.escape_text(poi)}:<br/>/cgi-bin/mmwebwx-bin/webwxgetpubliclinkimg?url=xxx"
         f"&amp;msgid={base['msg_id']}&amp;pictype=location"
@@ -445,6 +490,8 @@ _BUILDERS = {
     "transfer": _transfer,
     "miniprogram": _miniprogram,
     "history": _history,
+    "app": _app,
+    "article": _article,
     "card": _card,
     "location": _location,
     "system": _system,
@@ -528,11 +575,11 @@ def system_message(
 
 def build_recall(engine: Engine, msg_id: str) -> tuple[dict[str, Any], str]:
     """The 10002 message that recalls an earlier injected message (by its MsgId)."""
-    original = next((h for h in engine.history if h["msg_id"] == msg_id), None)
+    original = engine.find_injected(msg_id)
     sess = _session_names(engine)
     if original is None or sess is None:
         raise _err(f"no delivered message with MsgId {msg_id}")
-    ev = next((e for e in sess.events if e.kind == "msg" and e.data["MsgId"] == msg_id), None)
+    ev = next((e for e in reversed(sess.events) if e.kind == "msg" and e.msg_id == msg_id), None)
     if ev is None:
         raise _err(f"message {msg_id} is no longer retained; recall it sooner")
     orig = ev.data
@@ -568,7 +615,7 @@ def build_recall(engine: Engine, msg_id: str) -> tuple[dict[str, Any], str]:
         create_time=int(time.time()),
         status=4,
     )
-    return msg, original["chat"]
+    return msg, original[1]
 
 
 def self_recall(engine: Engine, sess: WebSession, msg_id: str, to: str) -> dict[str, Any]:
@@ -613,30 +660,25 @@ def echo_of_send(
         return wire.message_object(msg_type=mtype, content=wire.escape_xml_payload(content), **base)
     if endpoint == "webwxsendmsgimg" and upload is not None:
         data = upload["data"]
-        engine.media[msg_id] = {"kind": "image", "full": data, "thumb": data}
+        engine.add_media(msg_id, {"kind": "image", "full": data, "thumb": data})
         xml = f'<msg><img length="{len(data)}" hdlength="0" /><commenturl></commenturl></msg>'
         return wire.message_object(
             msg_type=3, content=wire.escape_xml_payload(xml), img_status=2, **base
         )
     if endpoint == "webwxsendemoticon":
         data = upload["data"] if upload is not None else media.asset("sticker.gif")
-        engine.media[msg_id] = {"kind": "emoji", "full": data, "thumb": data}
+        engine.add_media(msg_id, {"kind": "emoji", "full": data, "thumb": data})
         md5 = str(msg.get("EMoticonMd5") or hashlib.md5(data).hexdigest())  # noqa: S324
         xml = f'<msg><emoji md5="{md5}" len="{len(data)}" type="2" /></msg>'
         return wire.message_object(
             msg_type=47, content=wire.escape_xml_payload(xml), img_status=2, **base
         )
     if endpoint == "webwxsendvideomsg" and upload is not None:
-        engine.media[msg_id] = {"kind": "video", "data": upload["data"]}
+        engine.add_media(msg_id, {"kind": "video", "data": upload["data"]})
         xml = f'<msg><videomsg length="{len(upload["data"])}" playlength="1" /></msg>'
         return wire.message_object(msg_type=43, content=wire.escape_xml_payload(xml), **base)
     if endpoint == "webwxsendappmsg" and upload is not None:
-        engine.media[msg_id] = {
-            "kind": "file",
-            "data": upload["data"],
-            "name": upload["name"],
-            "media_id": "",
-        }
+        engine.add_media(msg_id, {"kind": "file", "data": upload["data"], "name": upload["name"]})
         return wire.message_object(
             msg_type=49,
             app_msg_type=6,

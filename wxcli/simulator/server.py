@@ -7,12 +7,12 @@ dropped connection, a hang past the client's timeout) — things a WSGI stack hi
 from __future__ import annotations
 
 import base64
-import email.parser
-import email.policy
+import contextlib
 import json
 import logging
 import re
 import socket
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -79,6 +79,7 @@ def key1_from_body(sync_key: Any) -> int | None:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 300  # idle keep-alive connections are closed after this, as real servers do
     server: SimServer
 
     # quiet: the request log is kept in the engine, not printed
@@ -107,11 +108,43 @@ class Handler(BaseHTTPRequestHandler):
         resp.headers.append(("Access-Control-Allow-Credentials", "true"))
         self._write(resp)
 
+    def setup(self) -> None:
+        super().setup()
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # not a TCP socket
+            pass
+        self.server.track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.untrack(self.connection)
+
     def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked()
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
             raise SimError("request body too large")
         return self.rfile.read(length) if length > 0 else b""
+
+    def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(parts)
+            total += size
+            if total > MAX_BODY:
+                raise SimError("request body too large")
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(8)  # CRLF after each chunk
 
     def _handle(self, method: str) -> None:
         parsed = urllib.parse.urlsplit(self.path)
@@ -121,8 +154,9 @@ class Handler(BaseHTTPRequestHandler):
         self.host = (self.headers.get("Host") or "").lower()
         try:
             body = self._read_body()
-        except SimError:
-            self._write(Resp(status=413, body=b"too large"))
+        except (SimError, ValueError):
+            self.close_connection = True
+            self._write(Resp(status=413, body=b"bad or too large body"))
             return
         endpoint = path.rsplit("/", 1)[-1] if path.startswith(API) else path.strip("/")
         if path.startswith("/_sim/") or path == "/_sim":
@@ -136,9 +170,10 @@ class Handler(BaseHTTPRequestHandler):
         fault = self.engine.take_fault(endpoint, {"delay", "hang", "drop", "http"})
         if fault is not None:
             if fault.kind == "delay":
-                time.sleep(min(fault.seconds, 60.0))
+                self.engine.stopping.wait(min(fault.seconds, 600.0))
             elif fault.kind == "hang":
-                self.engine.stopping.wait(self.engine.settings.hang_seconds)
+                # Hold past any client timeout, then close without a word. stop() ends it.
+                self.engine.stopping.wait(fault.seconds or self.engine.settings.hang_seconds)
                 self._log(method, path, query, endpoint, 0)
                 self._drop()
                 return
@@ -191,19 +226,19 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
     def _log(self, method: str, path: str, query: dict[str, list[str]], ep: str, status: int):
-        self.engine.requests.append(
-            {
-                "time": time.time(),
-                "method": method,
-                "host": self.host,
-                "path": path,
-                "endpoint": ep,
-                "query": {k: v[0] if len(v) == 1 else v for k, v in query.items()},
-                "status": status,
-                "content_type": self.headers.get("Content-Type", ""),
-                "user_agent": self.headers.get("User-Agent", ""),
-            }
-        )
+        entry = {
+            "time": time.time(),
+            "method": method,
+            "host": self.host,
+            "path": path,
+            "endpoint": ep,
+            "query": {k: v[0] if len(v) == 1 else v for k, v in query.items()},
+            "status": status,
+            "content_type": self.headers.get("Content-Type", ""),
+            "user_agent": self.headers.get("User-Agent", ""),
+        }
+        with self.engine.lock:
+            self.engine.requests.append(entry)
 
     def _write(self, resp: Resp) -> None:
         try:
@@ -212,10 +247,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(resp.body)))
             for k, v in resp.headers:
                 self.send_header(k, v)
-            self.end_headers()
+            # Head and body in one send: two small writes would meet Nagle's algorithm and the
+            # client's delayed ACK, a 40 ms stall on every synccheck.
+            self._headers_buffer.append(b"\r\n")
             if self.command != "HEAD":
-                self.wfile.write(resp.body)
-        except (BrokenPipeError, ConnectionResetError):
+                self._headers_buffer.append(resp.body)
+            self.flush_headers()
+        except OSError:  # the client went away (reset, broken pipe, shut down by stop())
             self.close_connection = True
 
     def _json(self, obj: Any, status: int = 200) -> Resp:
@@ -299,12 +337,12 @@ class Handler(BaseHTTPRequestHandler):
         return js(f'window.QRLogin.code = 200; window.QRLogin.uuid = "{qr.uuid}";')
 
     def _qrcode(self, uuid: str) -> Resp:
-        from wxcli.qr import qr_png
-
+        """The QR image (image/jpeg, §1.2); it encodes ``<login host>/l/<uuid>``."""
+        uuid = urllib.parse.unquote(uuid)
         if uuid not in self.engine.qr:
             return Resp(status=404, body=b"")
         base = self._login_base()
-        resp = Resp(body=qr_png(f"{base}/l/{uuid}", scale=6), ctype="image/png")
+        resp = Resp(body=media.qr_jpeg(f"{base}/l/{uuid}"), ctype="image/jpeg")
         resp.headers.append(("Cache-Control", "no-cache"))
         return resp
 
@@ -376,7 +414,7 @@ class Handler(BaseHTTPRequestHandler):
         )
         if qr is None:
             return Resp(body=b'{"ret":"1","msg":"need login"}')
-        return Resp(body=json.dumps({"ret": "0", "msg": "all ok", "uuid": qr.uuid}).encode())
+        return Resp(body=f'{{"ret":"0","msg":"all ok","uuid":"{qr.uuid}"}}'.encode())
 
     # ------------------------------------------------------------------ JSON endpoints
 
@@ -438,7 +476,10 @@ class Handler(BaseHTTPRequestHandler):
     def ep_webwxgetcontact(self, method: str, query: dict[str, list[str]], body: bytes) -> Resp:
         sess = self._session_from_cookies(query)
         fault = self.engine.take_fault("webwxgetcontact", {"ret"})
-        ret = 0 if sess is not None and sess.alive else (sess.dead_code if sess else 1101)
+        ret = 0 if sess is not None and sess.alive else ((sess and sess.dead_code) or 1101)
+        skey = first(query, "skey") or ""
+        if not ret and skey and skey != sess.skey:
+            ret = 1100  # an empty skey is fine (itchat-uos 1.4.1 sends skey=), a wrong one not
         if fault is not None:
             ret = fault.code or 1
         if ret:
@@ -461,9 +502,9 @@ class Handler(BaseHTTPRequestHandler):
         return self._json(
             {
                 "BaseResponse": wire.base_response(),
+                "Seq": nxt,
                 "MemberCount": len(page),
                 "MemberList": page,
-                "Seq": nxt,
             }
         )
 
@@ -487,7 +528,7 @@ class Handler(BaseHTTPRequestHandler):
             resp.headers.append(("Access-Control-Allow-Origin", "*"))
             return resp
 
-        fault = self.engine.take_fault("synccheck", {"retcode"})
+        fault = self.engine.take_fault("synccheck", {"retcode", "ret"})
         if fault is not None:
             return answer(str(fault.code or 1100))
         if not self._role_ok("push"):
@@ -515,26 +556,10 @@ class Handler(BaseHTTPRequestHandler):
     def ep_webwxsync(self, method: str, query: dict[str, list[str]], body: bytes) -> Resp:
         sess, data, err = self._auth_json("webwxsync", body)
         if err is not None:
-            out = json.loads(err.body.decode())
-            out.update(
-                {
-                    "AddMsgCount": 0,
-                    "AddMsgList": [],
-                    "ModContactCount": 0,
-                    "ModContactList": [],
-                    "DelContactCount": 0,
-                    "DelContactList": [],
-                    "SyncKey": {"Count": 0, "List": []},
-                    "SKey": "",
-                    "SyncCheckKey": {"Count": 0, "List": []},
-                }
-            )
-            return self._json(out)
+            return self._json(sync_error(json.loads(err.body)["BaseResponse"]["Ret"]))
         payload = self.engine.sync(sess, key1_from_body(data.get("SyncKey")))
-        if payload is None:
-            return self._json(
-                {"BaseResponse": wire.base_response(-1), "AddMsgCount": 0, "AddMsgList": []}
-            )
+        if payload is None:  # a key this session never issued: a failed sync (Mojo: -1)
+            return self._json(sync_error(-1))
         resp = self._json(payload)
         now = int(time.time())
         self._set_cookies(
@@ -662,7 +687,7 @@ class Handler(BaseHTTPRequestHandler):
         if not self._media_session_ok(query):
             return Resp(status=403, body=b"")
         mid = first(query, "MsgID", "msgid", "MsgId") or ""
-        item = self.engine.media.get(mid)
+        item = self.engine.media_item(mid)
         if item is None or "full" not in item:
             return Resp(status=404, body=b"")
         data = item["thumb"] if first(query, "type") == "slave" else item["full"]
@@ -690,7 +715,7 @@ class Handler(BaseHTTPRequestHandler):
     def ep_webwxgetvoice(self, method: str, query: dict[str, list[str]], body: bytes) -> Resp:
         if not self._media_session_ok(query):
             return Resp(status=403, body=b"")
-        item = self.engine.media.get(first(query, "msgid", "MsgID") or "")
+        item = self.engine.media_item(first(query, "msgid", "MsgID", "MsgId") or "")
         if item is None or item["kind"] != "voice":
             return Resp(status=404, body=b"")
         return self._ranged(item["data"], "audio/mpeg", required=False)
@@ -698,7 +723,7 @@ class Handler(BaseHTTPRequestHandler):
     def ep_webwxgetvideo(self, method: str, query: dict[str, list[str]], body: bytes) -> Resp:
         if not self._media_session_ok(query):
             return Resp(status=403, body=b"")
-        item = self.engine.media.get(first(query, "msgid", "MsgID") or "")
+        item = self.engine.media_item(first(query, "msgid", "MsgID", "MsgId") or "")
         if item is None or item["kind"] != "video":
             return Resp(status=404, body=b"")
         return self._ranged(item["data"], "video/mp4", required=True)
@@ -713,7 +738,7 @@ class Handler(BaseHTTPRequestHandler):
         if ticket != sess.data_ticket:
             return Resp(status=403, body=b"")
         media_id = first(query, "mediaid") or ""
-        item = next((m for m in self.engine.media.values() if m.get("media_id") == media_id), None)
+        item = self.engine.media_by_media_id(media_id)
         if item is None:
             up = self.engine.uploads.get(media_id)
             if up is None:
@@ -728,7 +753,7 @@ class Handler(BaseHTTPRequestHandler):
     def ep_webwxgetpubliclinkimg(
         self, method: str, query: dict[str, list[str]], body: bytes
     ) -> Resp:
-        item = self.engine.media.get(first(query, "msgid") or "")
+        item = self.engine.media_item(first(query, "msgid") or "")
         data = item["full"] if item and "full" in item else media.asset("map.jpg")
         return self._media_headers(Resp(body=data, ctype="image/jpeg"))
 
@@ -748,6 +773,10 @@ class Handler(BaseHTTPRequestHandler):
         if sess is not None and sess is self.engine.session:
             self.engine.end_session(1101)
         return Resp(body=b"<html></html>", ctype="text/html")
+
+    def ep_webwxstatreport(self, method: str, query: dict[str, list[str]], body: bytes) -> Resp:
+        """wechat4u reports client statistics here; the answer is a bare BaseResponse."""
+        return self._json({"BaseResponse": wire.base_response()})
 
     def ep_webwxoplog(self, method: str, query: dict[str, list[str]], body: bytes) -> Resp:
         sess, data, err = self._auth_json("webwxoplog", body)
@@ -873,6 +902,26 @@ class Handler(BaseHTTPRequestHandler):
         return _cjson(out, status)
 
 
+def sync_error(ret: int) -> dict[str, Any]:
+    """A failed webwxsync: the usual fields, all zero or empty (as in the wxagent capture)."""
+    return {
+        "BaseResponse": wire.base_response(ret),
+        "AddMsgCount": 0,
+        "AddMsgList": [],
+        "ModContactCount": 0,
+        "ModContactList": [],
+        "DelContactCount": 0,
+        "DelContactList": [],
+        "ModChatRoomMemberCount": 0,
+        "ModChatRoomMemberList": [],
+        "Profile": wire.empty_profile(),
+        "ContinueFlag": 0,
+        "SyncKey": {"Count": 0, "List": []},
+        "SKey": "",
+        "SyncCheckKey": {"Count": 0, "List": []},
+    }
+
+
 def _cjson(obj: Any, status: int = 200) -> Resp:
     return Resp(
         status=status,
@@ -884,33 +933,81 @@ def _cjson(obj: Any, status: int = 200) -> Resp:
 def parse_multipart(
     content_type: str, body: bytes
 ) -> tuple[dict[str, str] | None, bytes | None, str]:
-    """Split a multipart/form-data body into text fields and the file part."""
-    if "multipart/form-data" not in content_type:
+    """Split a multipart/form-data body into text fields and the file part.
+
+    A plain split on the boundary: the email package needs ~100 ms per 512 KiB chunk."""
+    m = re.search(r'boundary="?([^";]+)"?', content_type)
+    if "multipart/form-data" not in content_type or m is None:
         return None, None, ""
-    parser = email.parser.BytesParser(policy=email.policy.HTTP)
-    msg = parser.parsebytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
-    if not msg.is_multipart():
-        return None, None, ""
+    delimiter = b"--" + m.group(1).encode("latin-1")
     fields: dict[str, str] = {}
     data: bytes | None = None
     filename = ""
-    for part in msg.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True) or b""
-        fname = part.get_filename()
-        if fname is not None or name == "filename":
+    for part in body.split(delimiter)[1:]:
+        if part.startswith(b"--"):
+            break  # the closing delimiter
+        head, sep, payload = part.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        if payload.endswith(b"\r\n"):
+            payload = payload[:-2]
+        disposition = ""
+        for line in head.decode("utf-8", "replace").split("\r\n"):
+            if line.lower().startswith("content-disposition:"):
+                disposition = line
+        name = re.search(r'\bname="([^"]*)"', disposition)
+        fname = re.search(r'\bfilename="([^"]*)"', disposition)
+        encoded = re.search(r"\bfilename\*=(?:[\w-]+'[\w-]*')?([^;\s]+)", disposition)
+        if fname is not None or encoded is not None or (name and name.group(1) == "filename"):
             data = payload
-            filename = fname or ""
+            if encoded is not None:  # RFC 5987: filename*=UTF-8''%E5%8F%91…
+                filename = urllib.parse.unquote(encoded.group(1))
+            else:
+                filename = fname.group(1) if fname else ""
         elif name:
-            fields[str(name)] = payload.decode("utf-8", "replace")
+            fields[name.group(1)] = payload.decode("utf-8", "replace")
     return fields, data, filename
 
 
 class SimServer(ThreadingHTTPServer):
+    """Threaded HTTP server that remembers its open connections, so that stopping it also
+    ends idle keep-alive connections and their handler threads instead of leaking them."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], engine: Engine):
-        super().__init__(address, Handler)
         self.engine = engine
+        self._open: dict[socket.socket, threading.Thread] = {}
+        self._open_lock = threading.Lock()
+        self._closing = False
+        super().__init__(address, Handler)
+
+    def track(self, conn: socket.socket) -> None:
+        with self._open_lock:
+            if self._closing:  # accepted just as the server stopped: end it right away
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+                return
+            self._open[conn] = threading.current_thread()
+
+    def untrack(self, conn: socket.socket) -> None:
+        with self._open_lock:
+            self._open.pop(conn, None)
+
+    def close_all(self, wait: float = 0.5) -> None:
+        """Shut down every open connection (wakes handlers blocked on a read) and give their
+        threads ``wait`` seconds in total to finish."""
+        with self._open_lock:
+            self._closing = True
+            opened = list(self._open.items())
+        for conn, _thread in opened:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        deadline = time.monotonic() + wait
+        for _conn, thread in opened:
+            if thread is not threading.current_thread():
+                thread.join(max(deadline - time.monotonic(), 0.0))

@@ -129,6 +129,10 @@ class Traffic:
     def stop(self) -> None:
         self._stop.set()
 
+    def join(self, timeout: float) -> None:
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
     def one(self) -> None:
         engine = self.engine
         rng = self.chatter.rng
@@ -191,6 +195,10 @@ class Timeline:
     def stop(self) -> None:
         self._stop.set()
 
+    def join(self, timeout: float) -> None:
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
     def _run(self) -> None:
         start = time.monotonic()
         for entry in self.entries:
@@ -234,15 +242,14 @@ def flood(engine: Engine, spec: dict[str, Any]) -> dict[str, Any]:
     chatter = Chatter(int(spec.get("seed", engine.seed)))
     gids = Traffic(engine, {"groups": groups, "members": members}).groups
     ids: list[str] = []
-    with engine.cond:
-        for i in range(count):
+    for start in range(0, count, 1000):
+        # In chunks: a client syncing meanwhile starts on the first messages instead of
+        # waiting seconds for the engine lock.
+        items = []
+        for i in range(start, min(start + 1000, count)):
             g = engine.world.groups[gids[i % len(gids)]]
-            sender = g.members[1 + (i * 7) % (len(g.members) - 1)].pid if len(g.members) > 1 else ""
-            spec_i = {
-                "group": g.gid,
-                "sender": sender,
-                "type": "text",
-                "content": f"{chatter.customer_text()} #{i}",
-            }
-            ids.extend(engine.inject(spec_i))
+            members = g.members
+            sender = members[1 + (i * 7) % (len(members) - 1)].pid if len(members) > 1 else ""
+            items.append((g.gid, sender, f"{chatter.customer_text()} #{i}"))
+        ids.extend(engine.inject_group_texts(items))
     return {"count": len(ids), "first": ids[0] if ids else None, "last": ids[-1] if ids else None}
