@@ -58,6 +58,7 @@ setup(
             "hypothesis>=6.100",
             "Pillow>=10.0",
             "cryptography>=41",  # self-signed TLS certs for the SMTP/webhook test servers
+            "openapi-spec-validator>=0.7",  # checks /openapi.json of `wxcli serve`
         ],
     },
     entry_points={"console_scripts": ["wxcli = wxcli.cli:main"]},
