@@ -263,6 +263,9 @@ class Ingestor:
         return PersonInfo(user_name=user, nickname=nickname)
 
     def chat_id(self, user: str, name: str, kind: str, when: datetime) -> int:
+        cached = self.resolver.chats.get(user)
+        if cached is not None:  # the hot path: building a ChatInfo lists every member
+            return cached
         return self.resolver.chat_id(self.chat_info(user, name, kind), when)
 
     # -- batches --------------------------------------------------------------------------
@@ -282,6 +285,10 @@ class Ingestor:
                 records = []
                 roster = []
                 recalls = []
+                # Contact changes first: a batch that brings a new group also brings messages
+                # from its members, who are then created in bulk rather than one by one.
+                for old, new in group_changes:
+                    roster.extend(self._group_change(old, new, now))
                 for r in rows:
                     chat_id = self.chat_id(r.chat_user, r.chat_name, r.chat_kind, r.received_at)
                     sender_id = None
@@ -340,19 +347,13 @@ class Ingestor:
                                     "created_at": naive(r.created_at),
                                 }
                             )
-                inserted = 0
-                for start in range(0, len(records), 500):
-                    chunk = records[start : start + 500]
-                    cursor = self.archive.db.execute(M.insert_many(chunk).on_conflict_ignore())
-                    inserted += max(cursor.rowcount, 0)
+                inserted = bulk_insert(self.archive.db, M, records, ignore=True)
                 for msg_id, when in recalls:
                     M.update(revoked=True, revoked_at=naive(when)).where(
                         M.account == self.account_id,
                         M.msg_id == msg_id,
-                        M.revoked == False,  # noqa: E712
+                        M.revoked == False,
                     ).execute()
-                for old, new in group_changes:
-                    roster.extend(self._group_change(old, new, now))
                 if roster:
                     self.m.RosterEvent.insert_many(roster).execute()
                 if sync_key:
@@ -441,6 +442,116 @@ class Ingestor:
                 self.sync_group_members(g, now)
             n += 1
         return n
+
+
+def bulk_insert(db: pw.Database, model: Any, rows: list[dict[str, Any]], ignore: bool) -> int:
+    """INSERT [OR IGNORE] many rows with one executemany — peewee's insert_many builds SQL in
+    Python at ~4 µs a value, which capped ingest near 1,000 messages/s. Returns rows added."""
+    if not rows:
+        return 0
+    meta = model._meta
+    names = list(rows[0])
+    # peewee applies column defaults in Python, not in SQL: add them, or a NOT NULL column
+    # would make INSERT OR IGNORE silently drop the row.
+    defaults = {
+        f.name: f.default
+        for f in meta.sorted_fields
+        if f.name not in names and f.default is not None and not isinstance(f, pw.AutoField)
+    }
+    if defaults:
+        names += list(defaults)
+        rows = [
+            {**r, **{k: (v() if callable(v) else v) for k, v in defaults.items()}} for r in rows
+        ]
+    fields = [meta.fields[n] for n in names]
+    columns = [f.column_name for f in fields]
+    mysql = isinstance(db, pw.MySQLDatabase)
+    quote = (lambda c: f"`{c}`") if mysql else (lambda c: f'"{c}"')
+    mark = "%s" if mysql else "?"
+    verb = ("INSERT IGNORE" if mysql else "INSERT OR IGNORE") if ignore else "INSERT"
+    sql = (
+        f"{verb} INTO {quote(meta.table_name)} ({', '.join(quote(c) for c in columns)}) "
+        f"VALUES ({', '.join([mark] * len(columns))})"
+    )
+    convert = [_db_value(f, mysql) for f in fields]
+    params = [tuple(c(r[n]) for c, n in zip(convert, names, strict=True)) for r in rows]
+    cursor = db.cursor()
+    added = 0
+    if mysql:
+        # PyMySQL escapes each value through five Python calls; rendering the VALUES list
+        # here with the same escape table is ~5x cheaper, and one statement carries a batch.
+        literal = _mysql_literal(db.connection())
+        head = sql.split(" VALUES ", 1)[0] + " VALUES "
+        chunk: list[str] = []
+        size = 0
+        for row in params:
+            text = "(" + ",".join([literal(v) for v in row]) + ")"
+            chunk.append(text)
+            size += len(text)
+            if size > 4_000_000 or len(chunk) >= 2000:
+                cursor.execute(head + ",".join(chunk))
+                added += max(cursor.rowcount, 0)
+                chunk, size = [], 0
+        if chunk:
+            cursor.execute(head + ",".join(chunk))
+            added += max(cursor.rowcount, 0)
+        return added
+    for start in range(0, len(params), 1000):
+        cursor.executemany(sql, params[start : start + 1000])
+        added += max(cursor.rowcount, 0)
+    return added
+
+
+def _mysql_literal(conn: Any) -> Any:
+    """A fast SQL literal renderer for one PyMySQL connection (respecting its escape mode)."""
+    from pymysql.constants import SERVER_STATUS
+    from pymysql.converters import escape_string
+
+    if conn.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
+
+        def esc(s: str) -> str:
+            return s.replace("'", "''")
+
+    else:
+        esc = escape_string
+
+    def literal(v: Any) -> str:
+        t = type(v)
+        if t is str:
+            return "'" + esc(v) + "'"
+        if v is None:
+            return "NULL"
+        if t is bool:
+            return "1" if v else "0"
+        if t is int:
+            return str(v)
+        if t is float:
+            return repr(v)
+        if t is datetime:
+            return "'" + v.isoformat(" ") + "'"
+        if t is bytes:
+            return "X'" + v.hex() + "'"
+        return conn.escape(v)
+
+    return literal
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _sqlite_datetime(value: Any) -> Any:
+    return None if value is None else value.isoformat(" ")
+
+
+def _db_value(field: Any, mysql: bool) -> Any:
+    if isinstance(field, pw.ForeignKeyField):
+        return _identity
+    if isinstance(field, pw.DateTimeField) and not mysql:
+        return _sqlite_datetime  # the text form peewee itself stores and parses
+    if isinstance(field, pw.BooleanField):
+        return lambda v: None if v is None else int(bool(v))
+    return _identity
 
 
 def upsert(query: Any, target: list[Any], update: dict[Any, Any]) -> Any:

@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+import peewee as pw
+
 log = logging.getLogger(__name__)
 
 MEMBER_MATCH = 0.6
@@ -92,6 +94,7 @@ class IdentityResolver:
         self.claimed_chats: dict[int, str] = {}
         self.permanent: dict[str, str] = {}  # UserName -> permanent id (MsgType 51)
         self._index: _PeopleIndex | None = None
+        self._groups_cache: dict[int, set[str]] | None = None
         self._members: dict[int, dict[int, list[Any]]] = {}
 
     def note_permanent_ids(self, mapping: dict[str, str]) -> None:
@@ -180,14 +183,16 @@ class IdentityResolver:
             return max(named, key=lambda r: (_overlap(sig, r.member_sig), r.last_seen))
         if not sig:
             return None
-        best, score = None, 0.0
-        for r in groups:
-            if not self._free(r.id, info.user_name):
+        mine = set(sig.split("\x1f"))
+        best_id, score = None, 0.0
+        for gid, members in self._group_members().items():
+            if not self._free(gid, info.user_name) or not members:
                 continue
-            s = _overlap(sig, r.member_sig)
+            s = len(mine & members) / max(len(mine), len(members))
             if s > score:
-                best, score = r, s
-        if best is not None and score >= MEMBER_MATCH:
+                best_id, score = gid, s
+        if best_id is not None and score >= MEMBER_MATCH:
+            best = Chat.get_by_id(best_id)
             log.info(
                 "group %r matched to earlier %r by members (%.0f%%)",
                 info.name,
@@ -196,6 +201,18 @@ class IdentityResolver:
             )
             return best
         return None
+
+    def _group_members(self) -> dict[int, set[str]]:
+        """Member-name sets of the account's archived groups (loaded once per login)."""
+        if self._groups_cache is None:
+            Chat = self.m.Chat
+            self._groups_cache = {
+                gid: set(sig.split("\x1f")) - {""}
+                for gid, sig in Chat.select(Chat.id, Chat.member_sig)
+                .where(Chat.account == self.account_id, Chat.kind == "group")
+                .tuples()
+            }
+        return self._groups_cache
 
     def _refresh_chat(self, row, info: ChatInfo, when: datetime) -> None:
         Chat = self.m.Chat
@@ -315,63 +332,90 @@ class IdentityResolver:
         for u, p in new:
             self.people[u] = p
         if new:
-            S = self.m.SessionName
-            for start in range(0, len(new), 500):
-                S.insert_many(
-                    [
-                        {"sid": self.sid, "user_name": u, "person": p}
-                        for u, p in new[start : start + 500]
-                    ]
-                ).on_conflict_ignore().execute()
+            from wxcli.store.archive import bulk_insert
+
+            rows = [{"sid": self.sid, "user_name": u, "person": p} for u, p in new]
+            bulk_insert(self.m.db, self.m.SessionName, rows, ignore=True)
 
     def _create_people(self, infos: list[PersonInfo], when: datetime) -> list[int]:
-        """Insert new people in bulk; returns their ids in order."""
+        """Insert new people in bulk; returns their ids in order.
+
+        Ids come from reading back rows above the previous maximum while person inserts are
+        serialised (SQLite: the write lock of the surrounding transaction; MySQL: a named
+        lock), so one executemany replaces thousands of single inserts at a big first login.
+        """
+        from wxcli.store.archive import bulk_insert
+
         P = self.m.Person
+        db = self.m.db
+        mysql = isinstance(db, pw.MySQLDatabase)
+        rows = [
+            {
+                "account": self.account_id,
+                "nickname": info.nickname[:255],
+                "remark": info.remark[:255],
+                "alias": info.alias[:64],
+                "permanent_id": info.permanent_id,
+                "is_friend": info.is_friend,
+                "is_self": info.is_self,
+                "sex": info.sex,
+                "province": info.province[:64],
+                "city": info.city[:64],
+                "first_seen": _naive(when),
+                "last_seen": _naive(when),
+            }
+            for info in infos
+        ]
+        if mysql:
+            db.execute_sql("SELECT GET_LOCK('wxcli_person_ids', 60)")
+        try:
+            before = P.select(pw.fn.MAX(P.id)).scalar() or 0
+            bulk_insert(db, P, rows, ignore=False)
+            ids = [
+                pid
+                for (pid,) in P.select(P.id)
+                .where(P.id > before, P.account == self.account_id)
+                .order_by(P.id)
+                .limit(len(rows))
+                .tuples()
+            ]
+        finally:
+            if mysql:
+                db.execute_sql("SELECT RELEASE_LOCK('wxcli_person_ids')")
+        if len(ids) != len(rows):
+            raise pw.IntegrityError("could not read back the ids of new people")
         idx = self._people_index()
-        ids: list[int] = []
-        for start in range(0, len(infos), 200):
-            chunk = infos[start : start + 200]
-            first_id = None
-            with self.m.db.atomic():
-                for info in chunk:
-                    pid = P.insert(
-                        account=self.account_id,
-                        nickname=info.nickname,
-                        remark=info.remark,
-                        alias=info.alias,
-                        permanent_id=info.permanent_id,
-                        is_friend=info.is_friend,
-                        is_self=info.is_self,
-                        sex=info.sex,
-                        province=info.province,
-                        city=info.city,
-                        first_seen=_naive(when),
-                        last_seen=_naive(when),
-                    ).execute()
-                    first_id = first_id or pid
-                    ids.append(pid)
-                    idx.add(
-                        _P(
-                            pid,
-                            info.nickname,
-                            info.remark,
-                            info.alias,
-                            info.permanent_id,
-                            info.is_friend,
-                            info.is_self,
-                        )
-                    )
         names = []
         for info, pid in zip(infos, ids, strict=True):
+            idx.add(
+                _P(
+                    pid,
+                    info.nickname,
+                    info.remark,
+                    info.alias,
+                    info.permanent_id,
+                    info.is_friend,
+                    info.is_self,
+                )
+            )
             names.append(
-                {"person": pid, "kind": "nickname", "name": info.nickname, "since": _naive(when)}
+                {
+                    "person": pid,
+                    "kind": "nickname",
+                    "name": info.nickname[:255],
+                    "since": _naive(when),
+                }
             )
             if info.remark:
                 names.append(
-                    {"person": pid, "kind": "remark", "name": info.remark, "since": _naive(when)}
+                    {
+                        "person": pid,
+                        "kind": "remark",
+                        "name": info.remark[:255],
+                        "since": _naive(when),
+                    }
                 )
-        for start in range(0, len(names), 500):
-            self.m.PersonName.insert_many(names[start : start + 500]).execute()
+        bulk_insert(db, self.m.PersonName, names, ignore=False)
         self._remember([(info.user_name, pid) for info, pid in zip(infos, ids, strict=True)])
         return ids
 
@@ -458,8 +502,10 @@ class IdentityResolver:
                     M.id == row[0]
                 ).execute()
                 row[1], row[2] = display, True
-        for start in range(0, len(inserts), 500):
-            M.insert_many(inserts[start : start + 500]).on_conflict_ignore().execute()
+        if inserts:
+            from wxcli.store.archive import bulk_insert
+
+            bulk_insert(self.m.db, M, inserts, ignore=True)
         if inserts:
             self._members.pop(chat_id, None)  # reload ids next time
         left: list[str] = []

@@ -20,8 +20,23 @@ def _initial(m: SimpleNamespace) -> None:
     m.db.create_tables(m.all, safe=True)
 
 
+def _stats_rollups(m: SimpleNamespace) -> None:
+    """Roll-ups for `wxcli stats` (words per day, per sender; sentiment bins). They are made by
+    the analysis worker, so an archive analysed before them is recounted: its derived rows and
+    work ranges are dropped here and the next worker run (watch or `wxcli analyze`) redoes
+    them from the messages."""
+    m.db.create_tables([m.WordDay, m.SenderWordCount, m.SentimentBin], safe=True)
+    W = m.WorkRange
+    if W.select().where(W.kind == "analysis").exists():
+        log.warning("stats roll-ups added: the analysis worker will recount every message")
+        for model in (m.MessageScore, m.WordCount, m.Activity, m.SpeakerCount):
+            model.delete().execute()
+        W.delete().where(W.kind == "analysis").execute()
+
+
 MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
     ("0001_initial", _initial),
+    ("0002_stats_rollups", _stats_rollups),
 ]
 
 

@@ -243,6 +243,51 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         key = pw.CharField(max_length=64, primary_key=True)
         value = pw.TextField(default="")
 
+    # -- roll-ups for `wxcli stats` (migration 0002) ---------------------------------------
+    # Plain integer ids rather than foreign keys: these rows are derived (the worker can make
+    # them again at any time), and a foreign key would cost a lookup and an extra index on
+    # every upsert. Words compare byte for byte on MySQL (utf8mb4_unicode_ci would merge
+    # words such as rare CJK characters into one key). Without a rowid, SQLite stores the
+    # rows in key order, as InnoDB does, so a range of the key is read without lookups.
+    exact = {"collation": "utf8mb4_bin"} if mysql else {}
+
+    class WordDay(Base):
+        """Words per local day over all chats: what `stats words` reads without --chat."""
+
+        day = pw.DateField()
+        word = pw.CharField(max_length=64, **exact)
+        count = pw.IntegerField(default=0)
+
+        class Meta:
+            primary_key = pw.CompositeKey("day", "word")
+            without_rowid = not mysql
+
+    class SenderWordCount(Base):
+        """Words per sender, chat and local day (`stats words --by sender`)."""
+
+        person = pw.IntegerField(column_name="person_id")
+        day = pw.DateField()
+        chat = pw.IntegerField(column_name="chat_id")
+        word = pw.CharField(max_length=64, **exact)
+        count = pw.IntegerField(default=0)
+
+        class Meta:
+            primary_key = pw.CompositeKey("person", "day", "chat", "word")
+            without_rowid = not mysql
+
+    class SentimentBin(Base):
+        """How many scored messages fell in each 0.01-wide sentiment bin, per chat and local
+        day; ``chat`` 0 holds all chats together. Medians come from these (to ±0.005)."""
+
+        chat = pw.IntegerField(column_name="chat_id")
+        day = pw.DateField()
+        bin = pw.SmallIntegerField()
+        count = pw.IntegerField(default=0)
+
+        class Meta:
+            primary_key = pw.CompositeKey("chat", "day", "bin")
+            without_rowid = not mysql
+
     ns = SimpleNamespace(
         db=db,
         SchemaMigration=SchemaMigration,
@@ -262,6 +307,9 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         Activity=Activity,
         SpeakerCount=SpeakerCount,
         AnalysisMeta=AnalysisMeta,
+        WordDay=WordDay,
+        SenderWordCount=SenderWordCount,
+        SentimentBin=SentimentBin,
     )
     ns.all = [
         SchemaMigration,
@@ -281,8 +329,20 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         Activity,
         SpeakerCount,
         AnalysisMeta,
+        WordDay,
+        SenderWordCount,
+        SentimentBin,
     ]
     return ns
+
+
+#: Sentiment bins of ``sentiment_bin``: scores 0..1 in steps of 1/SENTIMENT_BINS.
+SENTIMENT_BINS = 100
+
+
+def sentiment_bin(score: float) -> int:
+    """The ``sentiment_bin.bin`` a score falls in (1.0 goes to the top bin)."""
+    return min(max(int(score * SENTIMENT_BINS), 0), SENTIMENT_BINS - 1)
 
 
 def model_fields(model: Any) -> list[str]:
