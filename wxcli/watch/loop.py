@@ -504,6 +504,7 @@ class Watcher:
         assert self.normalizer is not None and self.client is not None and self.state is not None
         with self.lock:
             rows: list[ChatMessage] = []
+            self.normalizer.prefetch(result.messages)
             for m in result.messages:
                 hints = permanent_ids_from_51(m)
                 if hints is not None and self.ingestor is not None:

@@ -143,6 +143,22 @@ class Normalizer:
             log.warning("could not fetch contact details: %s", exc)
             return []
 
+    def prefetch(self, messages: tuple[Message, ...]) -> None:
+        """Look up, in one batch, the chats of a sync batch that the directory lacks (e.g. new
+        groups), instead of one request per chat."""
+        wanted = []
+        for m in messages:
+            user = m.to_user if m.from_user == self.self_user else m.from_user
+            if not user.startswith("@") or (user, "") in self._tried:
+                continue
+            c = self.directory.get(user)
+            if c is None or (c.is_group and not c.members_known):
+                wanted.append((user, ""))
+        wanted = list(dict.fromkeys(wanted))
+        if wanted:
+            for found in self._fetch(wanted):
+                self.directory.upsert(found)
+
     def chat(self, user_name: str) -> Contact | None:
         c = self.directory.get(user_name)
         if c is None or (c.is_group and not c.members_known):
