@@ -6,6 +6,7 @@ Each function takes explicit paths and config, so Python users can call them wit
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,9 +14,18 @@ from typing import Any
 from wxcli.client import ClientConfig, LoginEvents, WebWeChatClient
 from wxcli.config import Config
 from wxcli.contacts import ContactDirectory
-from wxcli.errors import NetworkError, SessionExpiredError
+from wxcli.errors import (
+    EXIT_NETWORK,
+    EXIT_PROTOCOL,
+    ConfigError,
+    NetworkError,
+    ProtocolError,
+    SessionExpiredError,
+    SessionFileError,
+)
 from wxcli.fileutil import PidLock
 from wxcli.paths import ProfilePaths
+from wxcli.protocol.hosts import push_login_base
 from wxcli.protocol.models import Contact
 from wxcli.session import SessionState, SessionStore
 from wxcli.watch.health import Health, age_seconds, read_health
@@ -33,7 +43,15 @@ def make_client(
             setattr(cc, key, value)
     if state is not None:
         cc.desktop_mode = state.desktop_mode
-    return WebWeChatClient(cc, state=state)
+    try:
+        return WebWeChatClient(cc, state=state)
+    except ConfigError as exc:
+        # Say where the bad value came from: the env var wins over the file.
+        if os.environ.get("WXCLI_LOGIN_URL"):
+            raise ConfigError(f"{exc} (from $WXCLI_LOGIN_URL)") from None
+        if config.path is not None and exc.path is None:
+            raise ConfigError(str(exc), path=str(config.path)) from None
+        raise
 
 
 def login(
@@ -45,26 +63,45 @@ def login(
     desktop_mode: bool | None = None,
     push: bool = True,
 ) -> SessionState:
-    """Log in (push login first when this profile had a session) and save the session file."""
+    """Log in (push login first when this profile had a session) and save the session file.
+
+    Push login asks the phone of the previous session's account to confirm without a scan; it
+    needs that session's cookies and goes to its web host. Without a previous session, with
+    ``push=False``, or when the phone declines, a QR code is shown.
+    """
     store = SessionStore(paths)
     previous = None
     if push:
         try:
             previous = store.load_optional()
-        except Exception as exc:  # a corrupt old file must not block a fresh login
+        except SessionFileError as exc:  # a corrupt old file must not block a fresh login
             log.warning("ignoring the previous session file: %s", exc)
     client = make_client(config, desktop_mode=desktop_mode)
     if previous is not None and desktop_mode is None:
         client.config.desktop_mode = previous.desktop_mode
+    push_base = None
     if previous is not None:
-        # Push login needs the old cookies (webwx_auth_ticket) on the login host.
-        client.import_cookies(previous.cookies)
+        push_base = push_login_base(previous.hosts, client.login_url)
+        if push_base is None:
+            log.info("previous session was on other servers; not trying push login")
+        else:
+            # Push login needs the old cookies (webwx_auth_ticket) of the old web host.
+            client.import_cookies(previous.cookies)
     state = client.login(
-        events, timeout=timeout, push_uin=previous.uin if previous is not None else None
+        events,
+        timeout=timeout,
+        push_uin=previous.uin if push_base is not None and previous is not None else None,
+        push_base=push_base,
     )
     state.cookies = client.export_cookies()
     store.save(state)
     return state
+
+
+def contact_counts(state: SessionState) -> tuple[int, int]:
+    """(friends, groups) of the account — its own entry in the directory is not a friend."""
+    friends = sum(1 for c in state.contacts.friends() if c.user_name != state.user_name)
+    return friends, len(state.contacts.groups())
 
 
 def logout(paths: ProfilePaths, config: Config) -> bool:
@@ -94,6 +131,7 @@ class StatusReport:
     health: Health | None = None
     friends: int = 0
     groups: int = 0
+    check_exit: int = 0  # exit status when the live check itself failed (4 protocol, 5 network)
 
     @property
     def session_age_seconds(self) -> float | None:
@@ -145,20 +183,23 @@ def session_status(
     if state is None:
         return report
     report.nickname, report.uin, report.login_time = state.nickname, state.uin, state.login_time
-    report.friends = len(state.contacts.friends())
-    report.groups = len(state.contacts.groups())
+    report.friends, report.groups = contact_counts(state)
     if not state.alive:
         report.alive, report.alive_source = False, "session file"
-        report.problem = SessionExpiredError(state.ended_code or 1101).meaning
+        code = state.ended_code or 1101
+        report.problem = f"{code}: {SessionExpiredError(code).meaning}"
         return report
     health = report.health
+    if health is not None and health.sid_hint and not state.sid.startswith(health.sid_hint):
+        health = None  # the watch runs on an older login than the session file's
     if running and health is not None:
         fresh = age_seconds(health.updated_at)
         if fresh is not None and fresh < stale_after:
             report.alive_source = "watch"
             report.alive = health.state in ("running", "starting")
             if health.state == "session_lost":
-                report.problem = SessionExpiredError(health.session_code or 1101).meaning
+                code = health.session_code or 1101
+                report.problem = f"{code}: {SessionExpiredError(code).meaning}"
             return report
     if not live:
         return report
@@ -169,11 +210,16 @@ def session_status(
         report.alive = True
     except SessionExpiredError as exc:
         report.alive = False
-        report.problem = exc.meaning
-        store.mark_ended(exc.code)
+        report.problem = f"{exc.code}: {exc.meaning}"
+        store.mark_ended(exc.code, sid=state.sid)
     except NetworkError as exc:
         report.alive = None
         report.problem = str(exc)
+        report.check_exit = EXIT_NETWORK
+    except ProtocolError as exc:  # includes DecodeError and 1205: the server said something odd
+        report.alive = None
+        report.problem = str(exc)
+        report.check_exit = EXIT_PROTOCOL
     return report
 
 

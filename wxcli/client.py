@@ -25,12 +25,13 @@ import requests
 
 from wxcli.contacts import ContactDirectory
 from wxcli.errors import (
+    ConfigError,
     DecodeError,
     LoginCancelledError,
-    LoginForbiddenError,
     LoginTimeoutError,
     MediaError,
     NetworkError,
+    NotLoggedInError,
     ProtocolError,
     SessionExpiredError,
     WxError,
@@ -152,37 +153,62 @@ class SilentLoginEvents:
         pass
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and everything it wraps (causes, contexts, urllib3 ``reason``s)."""
+    out: list[BaseException] = []
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        cur = todo.pop()
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        out.append(cur)
+        for nxt in (cur.__cause__, cur.__context__, getattr(cur, "reason", None)):
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
+        todo.extend(a for a in cur.args if isinstance(a, BaseException))
+    return out
+
+
 def _not_sent(exc: BaseException) -> bool:
     """True when the request certainly never reached the server (safe to retry a send)."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        name = type(cur).__name__
-        if name in ("NewConnectionError", "NameResolutionError", "ConnectionRefusedError"):
-            return True
-        reason = getattr(cur, "reason", None)
-        if isinstance(reason, BaseException) and type(reason).__name__ == "NewConnectionError":
-            return True
-        nxt = cur.__cause__ or cur.__context__
-        if nxt is None and cur.args and isinstance(cur.args[0], BaseException):
-            nxt = cur.args[0]
-        cur = nxt
-    return False
+    names = {type(e).__name__ for e in _chain(exc)}
+    return bool(
+        names & {"NewConnectionError", "NameResolutionError", "ConnectionRefusedError"}
+        or "ConnectTimeoutError" in names
+    )
+
+
+#: The problem text of a read timeout (a long poll outliving our timeout is not an error).
+READ_TIMEOUT = "timed out waiting for the reply"
+
+
+def _is_read_timeout(exc: BaseException) -> bool:
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True
+    return any(type(e).__name__ == "ReadTimeoutError" for e in _chain(exc))
 
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "timed out connecting"
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return "timed out waiting for the reply"
+    if _is_read_timeout(exc):
+        return READ_TIMEOUT
     if _not_sent(exc):
         return "connection refused or host unreachable"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS handshake failed"
     if isinstance(exc, requests.exceptions.ConnectionError):
         return "connection dropped"
     return type(exc).__name__
+
+
+def is_read_timeout(err: NetworkError) -> bool:
+    """True when ``err`` only says the server did not answer within our read timeout."""
+    return err.problem.startswith(READ_TIMEOUT)
 
 
 class WebWeChatClient:
@@ -199,6 +225,13 @@ class WebWeChatClient:
         rng: random.Random | None = None,
     ):
         self.config = config or ClientConfig()
+        parts = urllib.parse.urlsplit(self.config.login_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(
+                f"wechat.login_url: must be an http(s) URL such as "
+                f"https://login.weixin.qq.com, got {self.config.login_url!r}",
+                key="wechat.login_url",
+            )
         self.http = http or requests.Session()
         self.http.headers["User-Agent"] = self.config.user_agent or DEFAULT_UA
         self.sleep = sleep
@@ -231,8 +264,6 @@ class WebWeChatClient:
 
     def _require_state(self) -> SessionState:
         if self.state is None:
-            from wxcli.errors import NotLoggedInError
-
             raise NotLoggedInError()
         return self.state
 
@@ -242,6 +273,10 @@ class WebWeChatClient:
 
     def _timeout(self, read: float | None = None) -> tuple[float, float]:
         return (self.config.connect_timeout, read or self.config.read_timeout)
+
+    def _media_timeout(self) -> tuple[float, float]:
+        """Uploads and downloads move up to 512 KiB per reply: twice the ordinary wait."""
+        return self._timeout(self.config.read_timeout * 2)
 
     def _backoff(self, attempt: int, endpoint: str, problem: str) -> None:
         delay = min(self.config.backoff * (2**attempt), self.config.backoff_max)
@@ -260,10 +295,20 @@ class WebWeChatClient:
         retries: int | None = None,
         **kwargs: Any,
     ) -> requests.Response:
-        """One HTTP exchange with timeouts, retries and error mapping (no redirects followed)."""
-        attempts = self.config.retries if retries is None else retries
+        """One HTTP exchange with timeouts, retries and error mapping (no redirects followed).
+
+        Idempotent requests are retried (back-off with jitter) on dropped connections, 5xx and
+        timeouts — a read timeout at most once, since a server that held us for a whole read
+        timeout is unlikely to answer faster the second time. Non-idempotent ones (sends) are
+        retried only when the connection provably never opened. ``retry_timeouts=False``
+        (keyword) gives up on the first read timeout, for long polls.
+        """
+        retry_timeouts = bool(kwargs.pop("retry_timeouts", True))
+        attempts = self.config.retries if retries is None else max(retries, 0)
         attempt = 0
+        timeouts_retried = 0
         while True:
+            started = time.monotonic()
             try:
                 resp = self.http.request(
                     method,
@@ -272,21 +317,46 @@ class WebWeChatClient:
                     allow_redirects=False,
                     **kwargs,
                 )
+            except (
+                requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema,
+                requests.exceptions.InvalidURL,
+            ) as exc:
+                raise ConfigError(f"{endpoint}: unusable URL ({type(exc).__name__})") from None
             except requests.exceptions.RequestException as exc:
                 problem = _describe(exc)
-                if attempt < attempts and (idempotent or _not_sent(exc)):
+                log.debug("%s %s: %s", method, endpoint, problem)
+                read_timeout = _is_read_timeout(exc)
+                retry = attempt < attempts and (idempotent or _not_sent(exc))
+                if read_timeout and (not retry_timeouts or timeouts_retried >= 1):
+                    retry = False
+                if retry:
+                    timeouts_retried += int(read_timeout)
                     self._backoff(attempt, endpoint, problem)
                     attempt += 1
                     continue
                 if not idempotent and not _not_sent(exc):
                     problem += "; the server may or may not have acted on it"
                 raise NetworkError(endpoint, problem) from None
+            log.debug(
+                "%s %s: HTTP %s, %d bytes in %.0f ms",
+                method,
+                endpoint,
+                resp.status_code,
+                len(resp.content) if not kwargs.get("stream") else -1,
+                (time.monotonic() - started) * 1000,
+            )
             if resp.status_code >= 500:
                 if attempt < attempts and idempotent:
                     self._backoff(attempt, endpoint, f"HTTP {resp.status_code}")
                     attempt += 1
                     continue
-                raise NetworkError(endpoint, f"server answered HTTP {resp.status_code}")
+                problem = f"server answered HTTP {resp.status_code}"
+                if not idempotent:
+                    problem += "; the server may or may not have acted on it"
+                elif attempts:
+                    problem += f" ({attempts + 1} attempts)"
+                raise NetworkError(endpoint, problem)
             if resp.status_code >= 400:
                 raise ProtocolError(
                     f"HTTP {resp.status_code}",
@@ -307,6 +377,8 @@ class WebWeChatClient:
         role: str = "web",
         idempotent: bool = True,
         timeout: tuple[float, float] | None = None,
+        retries: int | None = None,
+        retry_timeouts: bool = True,
     ) -> dict[str, Any]:
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         resp = self.request(
@@ -318,6 +390,8 @@ class WebWeChatClient:
             headers={"Content-Type": "application/json;charset=UTF-8"},
             idempotent=idempotent,
             timeout=timeout,
+            retries=retries,
+            retry_timeouts=retry_timeouts,
         )
         return responses.parse_json(endpoint, resp.content)
 
@@ -376,25 +450,43 @@ class WebWeChatClient:
         """What the QR code encodes (the phone opens it)."""
         return f"{self.login_url}/l/{uuid}"
 
-    def poll_login(self, uuid: str, tip: int = 1) -> responses.LoginPoll:
+    def poll_login(
+        self, uuid: str, tip: int = 1, *, timeout: float | None = None
+    ) -> responses.LoginPoll:
+        """One long poll of the login state (408 wait, 201 scanned, 200 confirmed, 400 expired).
+
+        The server holds the poll ~27 s; if it holds longer than our read timeout, that is
+        the same as its own 408. A dropped connection is retried like any idempotent GET.
+        """
         params = {"loginicon": "true", "uuid": uuid, "tip": tip, "r": self._r(), "_": self._next()}
-        timeout = self._timeout(self.config.login_poll_timeout)
+        read = self.config.login_poll_timeout if timeout is None else timeout
         url = f"{self.login_url}/cgi-bin/mmwebwx-bin/login"
         try:
-            resp = self.request("GET", url, "login", params=params, timeout=timeout, retries=0)
+            resp = self.request(
+                "GET",
+                url,
+                "login",
+                params=params,
+                timeout=self._timeout(max(read, 0.1)),
+                retry_timeouts=False,
+            )
         except NetworkError as exc:
-            if "timed out waiting" in exc.problem:
+            if is_read_timeout(exc):
                 return responses.LoginPoll(408)  # a long poll that outlived our timeout
             raise
         return responses.parse_login_poll(resp.content)
 
-    def push_login(self, uin: int) -> str:
-        """Ask the phone to confirm a login without scanning; returns the uuid or ''."""
+    def push_login(self, uin: int, *, base: str | None = None) -> str:
+        """Ask the phone to confirm a login without scanning; returns the uuid or ''.
+
+        ``base`` is where to ask (the previous session's web host, whose cookies carry the
+        ``webwx_auth_ticket`` the server checks); default: the login URL.
+        """
         params: dict[str, Any] = {"uin": uin}
         if self.config.desktop_mode:
             params["mod"] = "desktop"
-        url = f"{self.login_url}/cgi-bin/mmwebwx-bin/webwxpushloginurl"
-        resp = self.request("GET", url, "webwxpushloginurl", params=params)
+        url = f"{(base or self.login_url).rstrip('/')}/cgi-bin/mmwebwx-bin/webwxpushloginurl"
+        resp = self.request("GET", url, "webwxpushloginurl", params=params, retries=1)
         uuid, message = responses.parse_push_login(resp.content)
         if not uuid:
             log.info("push login refused: %s", message)
@@ -413,10 +505,9 @@ class WebWeChatClient:
             }
         resp = self.request("GET", url, "webwxnewloginpage", headers=headers)
         info = responses.parse_login_xml(resp.content)
-        if info.ret == 1203:
-            raise LoginForbiddenError(info.message, desktop_mode=self.config.desktop_mode)
-        if info.ret != 0:
-            responses.raise_for_code("webwxnewloginpage", info.ret, info.message)
+        responses.raise_for_code(
+            "webwxnewloginpage", info.ret, info.message, desktop_mode=self.config.desktop_mode
+        )
         # Desktop-mode clients take wxsid/wxuin from the cookies this answer sets.
         sid = info.wxsid or self.cookie("wxsid") or ""
         uin = info.wxuin or self.cookie("wxuin") or ""
@@ -455,9 +546,16 @@ class WebWeChatClient:
         """
         tip = 1
         while True:
-            if self.clock() >= deadline:
-                raise LoginTimeoutError("nobody confirmed the login in time; run `wxcli login`")
-            poll = self.poll_login(uuid, tip)
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                raise LoginTimeoutError(
+                    "nobody confirmed the login in time; run `wxcli login` again "
+                    "(or give more time with --timeout)"
+                )
+            # Never let one long poll run past the deadline.
+            poll = self.poll_login(
+                uuid, tip, timeout=min(self.config.login_poll_timeout, remaining + 0.5)
+            )
             if poll.code == 200:
                 events.confirmed()
                 return poll.redirect_uri
@@ -484,15 +582,19 @@ class WebWeChatClient:
         timeout: float | None = None,
         push_uin: int | None = None,
         push_timeout: float = 60.0,
+        push_base: str | None = None,
     ) -> SessionState:
         """The whole login: push login first when a previous uin is known, else (or on failure)
-        the QR; then init, status notify and the contact list."""
+        the QR; then init, status notify and the contact list.
+
+        ``push_base`` is where the push request goes (see :meth:`push_login`).
+        """
         events = events or SilentLoginEvents()
         deadline = self.clock() + (timeout or self.config.login_timeout)
         redirect = ""
         if push_uin:
             try:
-                uuid = self.push_login(push_uin)
+                uuid = self.push_login(push_uin, base=push_base)
                 if not uuid:
                     events.push_failed("the server declined push login")
             except WxError as exc:
@@ -635,8 +737,12 @@ class WebWeChatClient:
 
     # ------------------------------------------------------------------ sync
 
-    def sync_check(self, timeout: float | None = None) -> SyncCheck:
-        """Long poll on the push host; raises SessionExpiredError on 1100/1101/1102."""
+    def sync_check(self, timeout: float | None = None, *, retries: int | None = None) -> SyncCheck:
+        """Long poll on the push host; raises SessionExpiredError on 1100/1101/1102.
+
+        The server holds ~25 s, so the read timeout (``synccheck_timeout``) is longer; running
+        into it is reported as a NetworkError at once (not retried: the loop above decides).
+        """
         st = self._require_state()
         key = st.sync_check_key or st.sync_key
         params = {
@@ -654,6 +760,8 @@ class WebWeChatClient:
             "synccheck",
             params=params,
             timeout=self._timeout(timeout or self.config.synccheck_timeout),
+            retries=retries,
+            retry_timeouts=False,
         )
         retcode, selector = responses.parse_synccheck(resp.content)
         responses.raise_for_code("synccheck", retcode)
@@ -705,17 +813,35 @@ class WebWeChatClient:
         if result.skey:
             st.skey = result.skey
 
-    def probe(self, timeout: float = 3.0) -> bool:
-        """A cheap liveness check that does not move the sync position.
+    def probe(self, timeout: float = 1.0) -> bool:
+        """A quick liveness check that does not move the sync position (for ``status``).
 
-        A synccheck answers at once when the session is dead (1100/1101/1102) or something
-        is pending; while it holds, the server has accepted the session. Raises
-        SessionExpiredError when the server ended it.
+        Two cheap questions: a ``webwxbatchgetcontact`` of ``filehelper`` answers at once and
+        validates the BaseRequest (a logged-out session gets 1100/1101 there); then a synccheck
+        catches what only the push host reports (cookies, a logout seen there first). A dead
+        session's synccheck answers at once, so one still held after a few round trips of the
+        first call (at least 0.5 s, at most ``timeout``) means the server accepted the session.
+        Raises SessionExpiredError when the server ended it.
         """
+        started = time.monotonic()
+        self._post_json(
+            "webwxbatchgetcontact",
+            {"type": "ex", "r": self._ms(), "lang": "zh_CN"},
+            {
+                "BaseRequest": self.base_request(),
+                "Count": 1,
+                "List": [{"UserName": "filehelper", "EncryChatRoomId": ""}],
+            },
+            timeout=self._timeout(max(min(self.config.read_timeout, 5.0), timeout)),
+            retries=min(self.config.retries, 1),
+            retry_timeouts=False,
+        )
+        round_trip = time.monotonic() - started
+        hold = min(timeout, max(0.5, 0.3 + 3 * round_trip))
         try:
-            self.sync_check(timeout=timeout)
+            self.sync_check(timeout=hold, retries=min(self.config.retries, 1))
         except NetworkError as exc:
-            if "timed out waiting" not in exc.problem:
+            if not is_read_timeout(exc):
                 raise
         return True
 
@@ -735,7 +861,13 @@ class WebWeChatClient:
             "ClientMsgId": local_id,
         }
         body = {"BaseRequest": self.base_request(), "Msg": msg, "Scene": 0}
-        obj = self._post_json(endpoint, params, body, idempotent=False)
+        try:
+            obj = self._post_json(endpoint, params, body, idempotent=False)
+        except DecodeError as exc:
+            # The server answered, so it had the message: say so, or users send it twice.
+            raise DecodeError(
+                endpoint, "unreadable answer; the message was probably sent", exc.snippet
+            ) from None
         return SendResult(msg_id=str(obj.get("MsgID") or ""), local_id=local_id)
 
     def send_text(self, to_user: str, text: str) -> SendResult:
@@ -802,7 +934,7 @@ class WebWeChatClient:
                 "webwxuploadmedia",
                 params={"f": "json"},
                 files=fields,
-                timeout=self._timeout(max(self.config.read_timeout, 60.0)),
+                timeout=self._media_timeout(),
             )
             obj = responses.parse_json("webwxuploadmedia", resp.content)
             media_id = str(obj.get("MediaId") or "")
@@ -849,7 +981,7 @@ class WebWeChatClient:
             params=params,
             headers=headers or {},
             stream=True,
-            timeout=self._timeout(max(self.config.read_timeout, 60.0)),
+            timeout=self._media_timeout(),
         )
         with resp:
             declared = int(resp.headers.get("Content-Length") or 0)

@@ -6,7 +6,6 @@ resolve "客服1群" to ``@@…`` without syncing or touching the database.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -14,8 +13,15 @@ from typing import Any
 from wxcli.errors import AmbiguousRecipientError, RecipientNotFoundError
 from wxcli.protocol.models import Contact, Member
 
-#: Names people use for the File Transfer assistant.
+#: Names people use for the File Transfer assistant (compared case-insensitively).
 FILEHELPER_NAMES = {"filehelper", "文件传输助手", "File Transfer", "file transfer"}
+_FILEHELPER_KEYS = {n.casefold() for n in FILEHELPER_NAMES} | {"file transfer assistant"}
+
+
+def is_filehelper_name(name: str) -> bool:
+    """True for the names of the File Transfer assistant ("文件传输助手", "filehelper", …)."""
+    return name.strip().casefold() in _FILEHELPER_KEYS
+
 
 _FIELDS = (
     ("nickname", "nickname", ""),
@@ -119,10 +125,13 @@ class ContactDirectory:
         return None
 
     def find(self, name: str) -> list[Contact]:
-        """Chats whose group name, remark or nickname equals ``name`` exactly."""
-        if name in FILEHELPER_NAMES:
+        """Chats whose group name, remark or nickname equals ``name`` exactly (an ``@…`` session
+        id also finds its chat)."""
+        if is_filehelper_name(name):
             helper = self._by_user.get("filehelper")
             return [helper or Contact(user_name="filehelper", nickname="文件传输助手")]
+        if name.startswith("@") and name in self._by_user:
+            return [self._by_user[name]]
         found = [
             c
             for c in self._by_user.values()
@@ -147,6 +156,9 @@ class ContactDirectory:
         raise AmbiguousRecipientError(name, [describe(c) for c in found])
 
     def near(self, name: str, limit: int = 5) -> list[str]:
+        """Names that look like ``name`` (typos, a part of a longer name), best first."""
+        import difflib
+
         names = {n for c in self._by_user.values() for n in (c.remark, c.nickname) if n}
         close = difflib.get_close_matches(name, list(names), n=limit, cutoff=0.5)
         if len(close) < limit:

@@ -17,10 +17,16 @@ from pathlib import Path
 from typing import Any
 
 
+def _private_dir(path: Path) -> None:
+    """Create a missing directory 0700 (it will hold secrets); leave an existing one alone."""
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write ``data`` to ``path`` via a temp file in the same directory, fsync, then rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)
@@ -54,7 +60,7 @@ def locked(path: Path, exclusive: bool = True, blocking: bool = True) -> Iterato
     Yields the lock file descriptor. With ``blocking=False`` raises ``BlockingIOError`` when held.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _private_dir(path.parent)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         flags = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
@@ -74,7 +80,7 @@ class PidLock:
         self._fd: int | None = None
 
     def acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

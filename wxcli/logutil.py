@@ -1,7 +1,8 @@
 """Log redaction: a filter that masks session secrets wherever they would appear.
 
 The library never formats secrets into log messages on purpose; this filter is the safety net
-for third-party loggers (urllib3 logs full URLs, which carry skey/sid/pass_ticket, at DEBUG).
+for third-party loggers (urllib3 logs full URLs, which carry skey/sid/pass_ticket, at DEBUG) and
+for server text quoted in error messages (a truncated login XML carries the skey).
 """
 
 from __future__ import annotations
@@ -9,16 +10,19 @@ from __future__ import annotations
 import logging
 import re
 
+_NAMES = (
+    r"skey|sid|wxsid|pass_ticket|ticket|webwx_data_ticket|webwx_auth_ticket|webwxuvid|uin|wxuin"
+    r"|appkey|app_key|password|passwd|secret|signature|access_key_secret|sign|token|aeskey"
+)
 _PATTERNS = [
-    # query-string and form style: skey=..., sid=..., pass_ticket=..., webwx_data_ticket=...
-    re.compile(
-        r"(?i)\b(skey|sid|wxsid|pass_ticket|ticket|webwx_data_ticket|webwx_auth_ticket|uin|wxuin"
-        r"|appkey|app_key|password|passwd|secret|signature|access_key_secret|sign)"
-        r"(=|%3D|\"?\s*:\s*\"?)([^&\s\"',;}]+)"
-    ),
-    re.compile(r"@crypt_[0-9a-fA-F]+_[0-9a-fA-F]+"),
+    # query-string, form and JSON style: skey=..., "Sid": "...", pass_ticket%3D...
+    re.compile(rf"(?i)\b({_NAMES})(=|%3D|\"?\s*:\s*\"?)([^&\s\"',;}}<]+)"),
+    # the skey itself, also when cut short (a truncated reply quoted in an error)
+    re.compile(r"@crypt_[0-9a-fA-F_]*"),
     re.compile(r"(?i)(authorization:\s*bearer\s+)\S+"),
-    re.compile(r"(?i)(cookie:\s*)[^\r\n]+"),
+    re.compile(r"(?i)((?:set-)?cookie:\s*)[^\r\n]+"),
+    # the login XML: <skey>…</skey>, <wxsid>…, <pass_ticket>… (possibly unterminated)
+    re.compile(r"(?i)<(skey|wxsid|wxuin|pass_ticket)>([^<]*)"),
 ]
 
 
@@ -28,6 +32,7 @@ def redact(text: str) -> str:
     text = _PATTERNS[1].sub("@crypt_***", text)
     text = _PATTERNS[2].sub(lambda m: f"{m.group(1)}***", text)
     text = _PATTERNS[3].sub(lambda m: f"{m.group(1)}***", text)
+    text = _PATTERNS[4].sub(lambda m: f"<{m.group(1)}>***", text)
     return text
 
 
@@ -41,6 +46,10 @@ class RedactingFilter(logging.Filter):
             return True
         record.msg = redact(message)
         record.args = None
+        if record.exc_info and not record.exc_text:
+            # Format the traceback now so that it, too, goes through redaction.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
+        record.exc_info = None
         return True

@@ -17,7 +17,7 @@ from typing import Any
 
 from wxcli import __version__
 from wxcli.contacts import ContactDirectory
-from wxcli.errors import NotLoggedInError, SessionFileError
+from wxcli.errors import NotLoggedInError, SessionExpiredError, SessionFileError
 from wxcli.fileutil import atomic_write_json, locked
 from wxcli.paths import ProfilePaths
 from wxcli.protocol.hosts import Hosts
@@ -150,8 +150,6 @@ class SessionStore:
         if state is None:
             raise NotLoggedInError(self.paths.profile)
         if require_alive and not state.alive:
-            from wxcli.errors import SessionExpiredError
-
             raise SessionExpiredError(state.ended_code or 1101, "session file")
         return state
 
@@ -168,26 +166,36 @@ class SessionStore:
         self, state: SessionState, apply: Callable[[SessionState], None] | None = None
     ) -> bool:
         """Write this process's progress (keys, cookies, contacts) if the file still holds the
-        same login; returns False when someone has logged in anew since (then nothing is
-        written, so a stale process never clobbers a fresh session)."""
+        same login; returns False when someone has logged in anew since, or logged out (the
+        file is gone) — then nothing is written, so a stale process never clobbers a fresh
+        session nor resurrects a deleted one.
+
+        ``apply`` runs under the lock, after the check, just before the write: a
+        read-modify-write there cannot interleave with another process's update.
+        """
         with locked(self.lock_path):
             current = self._read()
-            if current is not None and current.sid != state.sid:
+            if current is None or current.sid != state.sid:
                 return False
             if apply is not None:
                 apply(state)
             atomic_write_json(self.path, state.to_json())
             return True
 
-    def mark_ended(self, code: int) -> None:
-        """Record that the server ended the session (keep cookies: push login needs them)."""
+    def mark_ended(self, code: int, sid: str | None = None) -> bool:
+        """Record that the server ended the session (keep cookies: push login needs them).
+
+        With ``sid``, only that login is marked (a newer login in the file is left alone).
+        Returns True when the file was changed.
+        """
         with locked(self.lock_path):
             current = self._read()
-            if current is None:
-                return
+            if current is None or (sid is not None and current.sid != sid):
+                return False
             current.alive = False
             current.ended_code = code
             atomic_write_json(self.path, current.to_json())
+            return True
 
     def delete(self) -> bool:
         with locked(self.lock_path):

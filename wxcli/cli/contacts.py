@@ -23,6 +23,7 @@ def contacts(app: AppContext, query: str | None, kind: str | None, as_json: bool
     from wxcli import account
     from wxcli.cli._output import emit_json, out_console
 
+    app.config  # noqa: B018 - a broken config file is reported by every command
     found = account.list_contacts(app.paths, query, kind)
     if as_json:
         for c in found:
@@ -39,7 +40,8 @@ def contacts(app: AppContext, query: str | None, kind: str | None, as_json: bool
         return
     from rich.table import Table
 
-    table = Table(title=f"{len(found)} contacts", show_lines=False)
+    label = {"group": "groups", "friend": "friends", "official": "official accounts"}
+    table = Table(title=f"{len(found)} {label.get(kind or '', 'contacts')}", show_lines=False)
     for col in ("name", "remark", "kind", "members", "id"):
         table.add_column(col, overflow="fold" if col == "name" else "ellipsis")
     for c in found:

@@ -18,6 +18,7 @@ class TerminalLoginEvents:
         self.console = err_console()
         self.qr_png = qr_png
         self.show_qr = show_qr
+        self.pushing = False
 
     def qr_ready(self, uuid: str, url: str) -> None:
         from wxcli.fileutil import atomic_write_bytes
@@ -31,13 +32,22 @@ class TerminalLoginEvents:
         self.console.print("[bold]Scan this QR code with WeChat on your phone[/] (waiting…)")
 
     def push_sent(self) -> None:
+        self.pushing = True
         self.console.print("Confirm the login on your phone (no scan needed)…")
 
     def push_failed(self, reason: str) -> None:
-        self.console.print(f"[yellow]Push login did not work ({reason}); using a QR code.[/]")
+        from rich.markup import escape
+
+        self.pushing = False
+        self.console.print(
+            f"[yellow]Push login did not work ({escape(reason)}); using a QR code.[/]"
+        )
 
     def scanned(self, avatar: str) -> None:
-        self.console.print("[cyan]Scanned.[/] Now tap [bold]Log In[/] on the phone…")
+        if self.pushing:
+            self.console.print("The phone shows the prompt; tap [bold]Log In[/] there…")
+        else:
+            self.console.print("[cyan]Scanned.[/] Now tap [bold]Log In[/] on the phone…")
 
     def confirmed(self) -> None:
         self.console.print("[green]Confirmed.[/] Loading…")
@@ -90,8 +100,7 @@ def login(
         desktop_mode=desktop_mode,
         push=not no_push,
     )
-    friends = len(state.contacts.friends())
-    groups = len(state.contacts.groups())
+    friends, groups = account.contact_counts(state)
     click.echo(
         f"Logged in as {state.nickname} (uin {state.uin}): {friends} friends, {groups} groups."
     )

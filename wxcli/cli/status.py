@@ -16,7 +16,7 @@ def status(app: AppContext, as_json: bool, no_check: bool) -> int:
     """Show who is logged in and whether the session works right now.
 
     Exit status 0 when the session is alive, 3 when not logged in or expired,
-    5 when the server could not be reached to tell.
+    5 when the server could not be reached to tell (4 when it answered nonsense).
     """
     from wxcli import account
     from wxcli.cli._output import emit_json, human_duration, out_console
@@ -34,13 +34,15 @@ def status(app: AppContext, as_json: bool, no_check: bool) -> int:
             alive = {True: "[green]alive[/]", False: "[red]expired[/]", None: "[yellow]unknown[/]"}
             con.print(f"Account:   {report.nickname} (uin {report.uin}, profile {report.profile})")
             con.print(
-                f"Logged in: {report.login_time:%Y-%m-%d %H:%M:%S %Z} "
+                f"Logged in: {report.login_time.astimezone():%Y-%m-%d %H:%M:%S %Z} "
                 f"({human_duration(report.session_age_seconds)} ago)"
             )
             src = f" (from {report.alive_source})" if report.alive_source else ""
             con.print(f"Session:   {alive[report.alive]}{src}")
             if report.problem:
                 con.print(f"           {report.problem}", markup=False)
+            if report.alive is False:
+                con.print("           run `wxcli login` to log in again", markup=False)
             con.print(f"Contacts:  {report.friends} friends, {report.groups} groups")
         if report.watch_running:
             h = report.health
@@ -56,5 +58,5 @@ def status(app: AppContext, as_json: bool, no_check: bool) -> int:
     if not report.logged_in or report.alive is False:
         return EXIT_SESSION
     if report.alive is None and not no_check:
-        return EXIT_NETWORK
+        return report.check_exit or EXIT_NETWORK
     return EXIT_OK

@@ -10,8 +10,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from wxcli.protocol.content import decode_emoji_spans
-
 #: Session-independent accounts that are not people (protocol §4.4).
 SPECIAL_ACCOUNTS = frozenset(
     """newsapp fmessage filehelper weibo qqmail tmessage qmessage qqsync floatbottle lbsapp
@@ -35,7 +33,12 @@ def _i(obj: dict[str, Any], key: str) -> int:
 
 
 def _name(obj: dict[str, Any], key: str) -> str:
-    return decode_emoji_spans(_s(obj, key))
+    text = _s(obj, key)
+    if "emoji" not in text:  # the common case; and keeps wxcli.protocol.content off start-up
+        return text
+    from wxcli.protocol.content import decode_emoji_spans
+
+    return decode_emoji_spans(text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,8 +34,31 @@ RET_MEANINGS: dict[int, str] = {
 SESSION_CODES = frozenset({1100, 1101, 1102})
 
 
-def raise_for_code(endpoint: str, code: int | str | None, errmsg: str = "") -> None:
-    """Raise the typed exception for a non-zero server code; return on success (0)."""
+def snippet(body: str | bytes, limit: int = 120) -> str:
+    """The start of a server reply for an error message, with any secrets masked.
+
+    A truncated login XML or init JSON carries the skey and sid; error messages are shown to
+    users and end up in logs, so they only ever quote redacted text.
+    """
+    from wxcli.logutil import redact
+
+    if isinstance(body, bytes):
+        body = body[: limit * 4].decode("utf-8", "replace")
+    return redact(body[: limit * 2])[:limit]
+
+
+def decode_error(endpoint: str, problem: str, body: str | bytes = "") -> DecodeError:
+    """A DecodeError naming the endpoint, quoting a redacted snippet of the reply."""
+    return DecodeError(endpoint, problem, snippet(body))
+
+
+def raise_for_code(
+    endpoint: str, code: int | str | None, errmsg: str = "", *, desktop_mode: bool = True
+) -> None:
+    """Raise the typed exception for a non-zero server code; return on success (0).
+
+    ``desktop_mode`` only shapes the advice of a 1203 (was the login already in desktop mode?).
+    """
     try:
         value = int(code) if code is not None and str(code).strip() != "" else None
     except (TypeError, ValueError):
@@ -49,7 +72,7 @@ def raise_for_code(endpoint: str, code: int | str | None, errmsg: str = "") -> N
     if value == 1205:
         raise RateLimitedError(endpoint)
     if value == 1203:
-        raise LoginForbiddenError(errmsg)
+        raise LoginForbiddenError(errmsg, desktop_mode=desktop_mode)
     meaning = RET_MEANINGS.get(value, "unknown error")
     extra = f": {errmsg}" if errmsg else ""
     raise ProtocolError(value, endpoint, f"{endpoint} failed with code {value} ({meaning}){extra}")
@@ -60,7 +83,7 @@ def decode_text(endpoint: str, body: bytes) -> str:
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
-        raise DecodeError(endpoint, "not UTF-8", body)
+        raise decode_error(endpoint, "not UTF-8", body)
 
 
 def parse_json(endpoint: str, body: bytes) -> dict[str, Any]:
@@ -70,12 +93,12 @@ def parse_json(endpoint: str, body: bytes) -> dict[str, Any]:
         obj = json.loads(text)
     except ValueError as exc:
         problem = "empty body" if not text.strip() else f"not JSON ({exc.msg})"
-        raise DecodeError(endpoint, problem, text)
+        raise decode_error(endpoint, problem, text)
     if not isinstance(obj, dict):
-        raise DecodeError(endpoint, "JSON is not an object", text)
+        raise decode_error(endpoint, "JSON is not an object", text)
     base = obj.get("BaseResponse")
     if not isinstance(base, dict):
-        raise DecodeError(endpoint, "no BaseResponse", text)
+        raise decode_error(endpoint, "no BaseResponse", text)
     raise_for_code(endpoint, base.get("Ret"), str(base.get("ErrMsg") or ""))
     return obj
 
@@ -95,7 +118,7 @@ def parse_jslogin(body: bytes) -> str:
     text = decode_text("jslogin", body)
     m = _QRLOGIN_RE.search(text)
     if not m:
-        raise DecodeError("jslogin", "no QRLogin code/uuid", text)
+        raise decode_error("jslogin", "no QRLogin code/uuid", text)
     if m.group(1) != "200":
         raise ProtocolError(int(m.group(1)), "jslogin", f"jslogin refused (code {m.group(1)})")
     return m.group(2)
@@ -112,12 +135,12 @@ def parse_login_poll(body: bytes) -> LoginPoll:
     text = decode_text("login", body)
     m = _CODE_RE.search(text)
     if not m:
-        raise DecodeError("login", "no window.code", text)
+        raise decode_error("login", "no window.code", text)
     code = int(m.group(1))
     if code == 200:
         r = _REDIRECT_RE.search(text)
         if not r:
-            raise DecodeError("login", "code 200 without redirect_uri", text)
+            raise decode_error("login", "code 200 without redirect_uri", text)
         return LoginPoll(200, redirect_uri=r.group(1))
     if code == 201:
         a = _AVATAR_RE.search(text)
@@ -130,7 +153,7 @@ def parse_synccheck(body: bytes) -> tuple[int, int]:
     text = decode_text("synccheck", body)
     m = _SYNCCHECK_RE.search(text)
     if not m:
-        raise DecodeError("synccheck", "unexpected text", text)
+        raise decode_error("synccheck", "unexpected text", text)
     return int(m.group(1)), int(m.group(2))
 
 
@@ -148,11 +171,11 @@ def parse_login_xml(body: bytes) -> LoginXml:
     """The ``<error>…</error>`` answer of webwxnewloginpage."""
     text = decode_text("webwxnewloginpage", body).strip()
     if "<!DOCTYPE" in text.upper() or "<!ENTITY" in text.upper():
-        raise DecodeError("webwxnewloginpage", "XML with a DOCTYPE", text)
+        raise decode_error("webwxnewloginpage", "XML with a DOCTYPE", text)
     try:
         root = ET.fromstring(text)  # noqa: S314 - no DTDs allowed (checked above)
     except ET.ParseError as exc:
-        raise DecodeError("webwxnewloginpage", f"not XML ({exc})", text)
+        raise decode_error("webwxnewloginpage", f"not XML ({exc})", text)
 
     def field(name: str) -> str:
         node = root.find(name)
@@ -162,7 +185,7 @@ def parse_login_xml(body: bytes) -> LoginXml:
     try:
         ret = int(ret_text)
     except ValueError:
-        raise DecodeError("webwxnewloginpage", "no <ret>", text)
+        raise decode_error("webwxnewloginpage", "no <ret>", text)
     return LoginXml(
         ret=ret,
         message=field("message"),
@@ -179,9 +202,9 @@ def parse_push_login(body: bytes) -> tuple[str, str]:
     try:
         obj = json.loads(text)
     except ValueError:
-        raise DecodeError("webwxpushloginurl", "not JSON", text)
+        raise decode_error("webwxpushloginurl", "not JSON", text)
     if not isinstance(obj, dict):
-        raise DecodeError("webwxpushloginurl", "not an object", text)
+        raise decode_error("webwxpushloginurl", "not an object", text)
     if str(obj.get("ret")) == "0" and obj.get("uuid"):
         return str(obj["uuid"]), ""
     return "", str(obj.get("msg") or f"ret {obj.get('ret')}")
