@@ -48,9 +48,14 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
             os.close(dfd)
 
 
-def atomic_write_json(path: Path, obj: Any, mode: int = 0o600) -> None:
-    data = json.dumps(obj, ensure_ascii=False, indent=1, sort_keys=False).encode("utf-8")
-    atomic_write_bytes(path, data + b"\n", mode)
+def atomic_write_json(path: Path, obj: Any, mode: int = 0o600, compact: bool = False) -> None:
+    """Atomically write ``obj`` as UTF-8 JSON. ``compact`` skips indentation, which lets the
+    C encoder run — ~10x faster for big files written often (the session file)."""
+    if compact:
+        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    else:
+        text = json.dumps(obj, ensure_ascii=False, indent=1)
+    atomic_write_bytes(path, text.encode("utf-8") + b"\n", mode)
 
 
 @contextlib.contextmanager

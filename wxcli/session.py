@@ -144,6 +144,15 @@ class SessionStore:
                 str(self.path), f"corrupt ({type(exc).__name__}: {exc}); run `wxcli login`"
             )
 
+    def _read_sid(self) -> str | None:
+        """The sid of the login in the file, without building the whole state (cheap: watch
+        checks it before every save)."""
+        try:
+            data = json.loads(self.path.read_bytes())
+            return str(data["credentials"]["sid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def load(self, require_alive: bool = False) -> SessionState:
         """The saved session; NotLoggedInError when there is none (or it ended, if asked)."""
         state = self._read()
@@ -160,7 +169,7 @@ class SessionStore:
         """Replace the file with ``state`` (used by login)."""
         state.profile = self.paths.profile
         with locked(self.lock_path):
-            atomic_write_json(self.path, state.to_json())
+            atomic_write_json(self.path, state.to_json(), compact=True)
 
     def update(
         self, state: SessionState, apply: Callable[[SessionState], None] | None = None
@@ -174,12 +183,11 @@ class SessionStore:
         read-modify-write there cannot interleave with another process's update.
         """
         with locked(self.lock_path):
-            current = self._read()
-            if current is None or current.sid != state.sid:
+            if self._read_sid() != state.sid:
                 return False
             if apply is not None:
                 apply(state)
-            atomic_write_json(self.path, state.to_json())
+            atomic_write_json(self.path, state.to_json(), compact=True)
             return True
 
     def mark_ended(self, code: int, sid: str | None = None) -> bool:
@@ -194,7 +202,7 @@ class SessionStore:
                 return False
             current.alive = False
             current.ended_code = code
-            atomic_write_json(self.path, current.to_json())
+            atomic_write_json(self.path, current.to_json(), compact=True)
             return True
 
     def delete(self) -> bool:

@@ -668,7 +668,9 @@ class Watcher:
                 log.warning("could not save the session file: %s", exc)
                 return
         if not ok:
-            log.warning("the session file holds a newer login; not overwriting it")
+            log.warning(
+                "the session file holds another login (or was logged out); not overwriting it"
+            )
         self._last_session_save = now
         self._dirty = False
 
