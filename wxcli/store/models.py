@@ -23,6 +23,20 @@ class LongTextField(pw.TextField):
     field_type = "LONGTEXT"
 
 
+def sql_default(value: object) -> list[pw.SQL]:
+    """A column DEFAULT in SQL too (peewee's defaults live in Python), so bulk inserts can leave
+    columns out of a batch where every row holds the default."""
+    if isinstance(value, bool):
+        return [pw.SQL(f"DEFAULT {int(value)}")]
+    if isinstance(value, int):
+        return [pw.SQL(f"DEFAULT {value}")]
+    return [pw.SQL(f"DEFAULT '{value}'")]
+
+
+def has_sql_default(field: pw.Field) -> bool:
+    return any("DEFAULT" in getattr(c, "sql", "") for c in field.constraints or ())
+
+
 def build_models(db: pw.Database) -> SimpleNamespace:
     """Model classes bound to ``db``; returns them as attributes of a namespace."""
     mysql = isinstance(db, pw.MySQLDatabase)
@@ -123,35 +137,41 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         account = pw.ForeignKeyField(Account, on_delete="CASCADE")
         msg_id = pw.CharField(max_length=32)
         chat = pw.ForeignKeyField(Chat, on_delete="CASCADE")
-        chat_name = pw.CharField(max_length=255, default="")  # name at the time
+        chat_name = pw.CharField(
+            max_length=255, default="", constraints=sql_default("")
+        )  # name at the time
         chat_kind = pw.CharField(max_length=16)
         sender = pw.ForeignKeyField(Person, null=True, on_delete="SET NULL")
-        sender_name = pw.CharField(max_length=255, default="")  # name at the time
-        is_self = pw.BooleanField(default=False)
+        sender_name = pw.CharField(
+            max_length=255, default="", constraints=sql_default("")
+        )  # name at the time
+        is_self = pw.BooleanField(default=False, constraints=sql_default(False))
         kind = pw.CharField(max_length=16)
         msg_type = pw.IntegerField()
-        app_msg_type = pw.IntegerField(default=0)
+        app_msg_type = pw.IntegerField(default=0, constraints=sql_default(0))
         text = pw.TextField(default="")
         mentions = pw.TextField(default="")  # JSON list of names
-        mentions_me = pw.BooleanField(default=False)
-        title = pw.CharField(max_length=512, default="")
+        mentions_me = pw.BooleanField(default=False, constraints=sql_default(False))
+        title = pw.CharField(max_length=512, default="", constraints=sql_default(""))
         url = pw.TextField(default="")
-        file_name = pw.CharField(max_length=512, default="")
+        file_name = pw.CharField(max_length=512, default="", constraints=sql_default(""))
         file_size = pw.BigIntegerField(null=True)
         created_at = DateTime6Field()
         received_at = DateTime6Field()
-        revoked = pw.BooleanField(default=False)
+        revoked = pw.BooleanField(default=False, constraints=sql_default(False))
         revoked_at = DateTime6Field(null=True)
-        recall_of = pw.CharField(max_length=32, default="")  # for 10002: the MsgId recalled
-        media_status = pw.CharField(max_length=8, default="")  # '' none | pending | done | failed
-        media_attempts = pw.SmallIntegerField(default=0)
-        media_next_at = DateTime6Field(null=True)
+        recall_of = pw.CharField(
+            max_length=32, default="", constraints=sql_default("")
+        )  # for 10002: the MsgId recalled
+        media_status = pw.CharField(
+            max_length=8, default="", constraints=sql_default("")
+        )  # '' none | pending | done | failed
         media_url = pw.TextField(default="")
-        media_key = pw.CharField(max_length=255, default="")
-        media_sha256 = pw.CharField(max_length=64, default="")
+        media_key = pw.CharField(max_length=255, default="", constraints=sql_default(""))
+        media_sha256 = pw.CharField(max_length=64, default="", constraints=sql_default(""))
         media_size = pw.BigIntegerField(null=True)
-        media_type = pw.CharField(max_length=64, default="")
-        media_error = pw.CharField(max_length=255, default="")
+        media_type = pw.CharField(max_length=64, default="", constraints=sql_default(""))
+        media_error = pw.CharField(max_length=255, default="", constraints=sql_default(""))
         raw = LongTextField(null=True)
 
         class Meta:
@@ -159,9 +179,19 @@ def build_models(db: pw.Database) -> SimpleNamespace:
                 (("account", "msg_id"), True),
                 (("chat", "created_at"), False),
                 (("created_at",), False),
-                (("media_status", "media_next_at"), False),
-                (("sender", "created_at"), False),
             )
+
+    class MediaJob(Base):
+        """A media download still to do (only media messages get one, so the message table
+        carries no queue index that every text message would pay for)."""
+
+        message = pw.ForeignKeyField(Message, primary_key=True, on_delete="CASCADE")
+        status = pw.CharField(max_length=8, default="pending")  # pending | working
+        attempts = pw.SmallIntegerField(default=0)
+        next_at = DateTime6Field()
+
+        class Meta:
+            indexes = ((("status", "next_at"), False),)
 
     class RosterEvent(Base):
         account = pw.ForeignKeyField(Account, on_delete="CASCADE")
@@ -299,6 +329,7 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         PersonName=PersonName,
         Membership=Membership,
         Message=Message,
+        MediaJob=MediaJob,
         RosterEvent=RosterEvent,
         SyncState=SyncState,
         WorkRange=WorkRange,
@@ -321,6 +352,7 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         PersonName,
         Membership,
         Message,
+        MediaJob,
         RosterEvent,
         SyncState,
         WorkRange,

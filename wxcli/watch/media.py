@@ -28,6 +28,7 @@ class MediaWorkers:
         self.workers = max(int(cfg["workers"]), 1)
         self.retries = max(int(cfg["retries"]), 1)
         self.max_bytes = int(cfg["max_bytes"])
+        self.retry_seconds = float(cfg["retry_seconds"])
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -124,7 +125,7 @@ class MediaWorkers:
             self._stop.wait(5.0)
         except (NetworkError, ProtocolError, MediaError, WxError, OSError) as exc:
             final = attempts >= self.retries or isinstance(exc, MediaError)
-            delay = timedelta(seconds=min(5 * 2 ** (attempts - 1), 3600))
+            delay = timedelta(seconds=min(self.retry_seconds * 2 ** (attempts - 1), 3600))
             retry_at = None if final else datetime.now(UTC) + delay
             archive.media_failed(job["id"], attempts, str(exc), retry_at)
             if final:
