@@ -66,6 +66,9 @@ class ContactDirectory:
 
     def __init__(self, contacts: Iterable[Contact] = ()):
         self._by_user: dict[str, Contact] = {}
+        # group UserName -> (the Contact it was built from, member index); rebuilt when the
+        # group object is replaced, so it can never go stale.
+        self._members: dict[str, tuple[Contact, dict[str, Member]]] = {}
         for c in contacts:
             self.upsert(c)
 
@@ -116,13 +119,15 @@ class ContactDirectory:
         return [c for c in self._by_user.values() if c.kind == "friend"]
 
     def member(self, group_user: str, member_user: str) -> Member | None:
+        """O(1): the watch loop asks this for every group message."""
         group = self._by_user.get(group_user)
         if group is None:
             return None
-        for m in group.members:
-            if m.user_name == member_user:
-                return m
-        return None
+        index = self._members.get(group_user)
+        if index is None or index[0] is not group:
+            index = (group, {m.user_name: m for m in group.members})
+            self._members[group_user] = index
+        return index[1].get(member_user)
 
     def find(self, name: str) -> list[Contact]:
         """Chats whose group name, remark or nickname equals ``name`` exactly (an ``@…`` session

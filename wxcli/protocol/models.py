@@ -212,16 +212,17 @@ class Message:
         )
 
 
-def _meaningful(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any(_meaningful(v) for v in value.values())
-    return value not in ("", 0, None, [], {}) or value is False
+_NESTED = ("RecommendInfo", "AppInfo")
 
 
 def raw_text(obj: dict[str, Any]) -> str:
     """The wire message as compact JSON, leaving out fields that only hold their empty
-    default ("", 0, {} of empties): a third of the size, nothing of substance lost."""
-    kept = {k: v for k, v in obj.items() if _meaningful(v)}
+    default ("", 0, an object of empties): a third of the size, nothing of substance lost."""
+    kept = {k: v for k, v in obj.items() if v}
+    for key in _NESTED:
+        nested = kept.get(key)
+        if isinstance(nested, dict) and not any(nested.values()):
+            del kept[key]
     return json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
 
 

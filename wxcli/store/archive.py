@@ -307,10 +307,12 @@ class Ingestor:
                     chat_id = self.chat_id(r.chat_user, r.chat_name, r.chat_kind, r.received_at)
                     sender_id = None
                     if r.sender_user:
-                        info = self.person_info(r.sender_user, r.sender_name, r.chat_user)
-                        sender_id = self.resolver.person_id(
-                            info, chat_id if r.chat_kind == "group" else None, r.received_at
-                        )
+                        sender_id = self.resolver.people.get(r.sender_user)
+                        if sender_id is None:
+                            info = self.person_info(r.sender_user, r.sender_name, r.chat_user)
+                            sender_id = self.resolver.person_id(
+                                info, chat_id if r.chat_kind == "group" else None, r.received_at
+                            )
                     records.append(
                         {
                             "account": self.account_id,
