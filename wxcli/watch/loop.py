@@ -10,8 +10,10 @@ process, both fed from the database, so receiving never waits for them. A schedu
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
+import queue
 import random
 import signal
 import subprocess
@@ -75,6 +77,16 @@ class Stats:
     started: float = field(default_factory=time.monotonic)
 
 
+@dataclass
+class _Batch:
+    """Work for the writer thread: one sync result, normalised (or contact changes alone)."""
+
+    rows: list[ChatMessage]
+    key: SyncKey | None
+    changes: list[Any]
+    hints: dict[str, str] = field(default_factory=dict)
+
+
 def _key1(key: SyncKey) -> int:
     for k, v in key:
         if k == 1:
@@ -128,6 +140,12 @@ class Watcher:
         self._threads: list[threading.Thread] = []
         self._server: Any = None
         self.exit_code = 0
+        # Receiving and storing overlap: the main thread syncs batch N+1 while the writer
+        # commits batch N. Only committed positions are ever saved (see _save_session).
+        self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=2)
+        self._committed: SyncKey = ()
+        self._writer: threading.Thread | None = None
+        self._writer_error: BaseException | None = None
 
     # ------------------------------------------------------------------ public
 
@@ -161,6 +179,8 @@ class Watcher:
             self._shutdown()
             restore()
             lock.release()
+        if self._writer_error is not None:
+            raise self._writer_error
         return self.exit_code
 
     # ------------------------------------------------------------------ events & timing
@@ -304,6 +324,9 @@ class Watcher:
         t = threading.Thread(target=self._scheduler, name="wx-scheduler", daemon=True)
         t.start()
         self._threads.append(t)
+        self._committed = self.state.sync_key if self.state is not None else ()
+        self._writer = threading.Thread(target=self._write_loop, name="wx-writer", daemon=True)
+        self._writer.start()
         if self.media and self.archive is not None:
             from wxcli.watch.media import MediaWorkers
 
@@ -343,6 +366,7 @@ class Watcher:
 
     def _shutdown(self) -> None:
         self._stop.set()
+        self._drain_writer(final=True)
         if getattr(self, "_media", None) is not None:
             self._media.stop()
         if self._analysis_proc is not None and self._analysis_proc.poll() is None:
@@ -417,9 +441,10 @@ class Watcher:
         while not self._stop.is_set():
             if deadline is not None and time.monotonic() >= deadline:
                 break
+            if self._writer_error is not None:
+                break
             if self._refresh_due:
                 self._refresh_contacts()
-            self._replay_spool()
             try:
                 poll_timeout = None
                 if deadline is not None:
@@ -500,33 +525,90 @@ class Watcher:
     # ------------------------------------------------------------------ one batch
 
     def _handle(self, result: SyncResult) -> None:
-        """Normalise, store (or spool), and only then move the keys."""
+        """Normalise here, hand the batch to the writer, then move the network position.
+
+        The position the server sees runs at most a couple of batches ahead of what is
+        committed; a crash in between re-delivers those batches (duplicates are ignored).
+        """
         assert self.normalizer is not None and self.client is not None and self.state is not None
         with self.lock:
             rows: list[ChatMessage] = []
+            hints: dict[str, str] = {}
             self.normalizer.prefetch(result.messages)
             for m in result.messages:
-                hints = permanent_ids_from_51(m)
-                if hints is not None and self.ingestor is not None:
-                    self.ingestor.resolver.note_permanent_ids(hints.permanent_ids)
+                found = permanent_ids_from_51(m)
+                if found is not None:
+                    hints.update(found.permanent_ids)
                 row = self.normalizer.normalize(m)
                 if row is not None:
                     rows.append(row)
             changes = self.normalizer.apply_contacts(result.modified, result.deleted)
-            stored = self._store(rows, result, changes)
-            self.client.advance(result)
-            self._dirty = True
+        self._enqueue(_Batch(rows, result.sync_key, changes, hints))
+        self.client.advance(result)
         self._save_session()
-        if rows and stored:
-            last = max(r.created_at for r in rows)
-            self.health.last_message_at = last.isoformat()
-            self.emit("messages", rows=rows)
 
-    def _store(self, rows: list[ChatMessage], result: SyncResult, changes: list) -> bool:
+    def _enqueue(self, batch: _Batch) -> None:
+        while True:
+            if self._writer_error is not None or self._writer is None:
+                raise RuntimeError("the database writer stopped") from self._writer_error
+            try:
+                self._queue.put(batch, timeout=0.5)
+                return
+            except queue.Full:
+                continue  # the writer is behind: receiving waits (back-pressure)
+
+    def _drain_writer(self, final: bool = False) -> None:
+        """Wait until every queued batch is stored (or spooled)."""
+        if self._writer is None or not self._writer.is_alive():
+            return
+        if final:
+            self._queue.put(None)
+            self._writer.join()
+        else:
+            self._queue.join()
+
+    def _write_loop(self) -> None:
+        while True:
+            try:
+                batch = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                try:
+                    self._replay_spool()
+                except Exception as exc:  # never kill the writer over a replay attempt
+                    log.warning("spool replay failed: %s", exc)
+                continue
+            try:
+                if batch is None:
+                    return
+                self._write(batch)
+            except BaseException as exc:
+                log.exception("storing a batch failed; stopping")
+                self.health.add_error("database", f"storing failed: {exc}")
+                self._writer_error = exc
+                self.stop()
+                return
+            finally:
+                self._queue.task_done()
+
+    def _write(self, batch: _Batch) -> None:
+        self._replay_spool()
+        if batch.hints and self.ingestor is not None:
+            self.ingestor.resolver.note_permanent_ids(batch.hints)
+        stored = self._store(batch.rows, batch.key, batch.changes)
+        if batch.key:
+            with self.lock:
+                self._committed = batch.key  # stored, or durably spooled
+                self._dirty = True
+        if batch.rows and stored:
+            last = max(r.created_at for r in batch.rows)
+            self.health.last_message_at = last.isoformat()
+            self.emit("messages", rows=batch.rows)
+
+    def _store(self, rows: list[ChatMessage], key: SyncKey | None, changes: list) -> bool:
         """Into the database in one transaction; into the spool when it is unreachable."""
         if self.ingestor is not None and not self.spool:
             try:
-                res = self.ingestor.store(rows, result.sync_key, changes)
+                res = self.ingestor.store(rows, key, changes)
                 self.stats.stored += res.inserted
                 self.stats.duplicates += res.duplicates
                 self.stats.batches += 1
@@ -535,7 +617,8 @@ class Watcher:
                 self._enter_spooling(str(exc))
         elif self.ingestor is None:
             self._try_reconnect()
-        self._spool_batch(rows, result.sync_key, changes)
+        if rows or key:
+            self._spool_batch(rows, key or (), changes)
         return False
 
     def _spool_batch(self, rows: list[ChatMessage], key: SyncKey, changes: list) -> None:
@@ -644,10 +727,10 @@ class Watcher:
             return
         with self.lock:
             changes = self.normalizer.apply_contacts(tuple(fresh) + tuple(full), ())
-            if self.ingestor is not None:
-                with contextlib.suppress(DatabaseUnavailableError, StorageError):
-                    self.ingestor.store([], None, [c for c in changes if c[1].is_group])
             self._dirty = True
+        groups = [c for c in changes if c[1].is_group]
+        if groups:
+            self._enqueue(_Batch([], None, groups))
         self._save_session(force=True)
 
     def _save_session(self, force: bool = False) -> None:
@@ -662,8 +745,11 @@ class Watcher:
             return
         with self.lock:
             st.cookies = self.client.export_cookies()
+            # Never save the network position: only what is committed (or spooled).
+            committed = self._committed or st.sync_key
+            snapshot = dataclasses.replace(st, sync_key=committed, sync_check_key=committed)
             try:
-                ok = self.store.update(st)
+                ok = self.store.update(snapshot)
             except OSError as exc:
                 log.warning("could not save the session file: %s", exc)
                 return
@@ -679,6 +765,7 @@ class Watcher:
     def _session_lost(self, exc: SessionExpiredError) -> bool:
         """Record, tell, and either relogin (True: keep looping) or stop with exit 3."""
         log.error("session ended: %s", exc)
+        self._drain_writer()
         self.health.state = "session_lost"
         self.health.session_code = exc.code
         self.health.add_error("session", str(exc))
@@ -742,8 +829,10 @@ class Watcher:
             self.health.add_error("relogin", str(exc))
             self.exit_code = exc.exit_code
             return False
+        self._drain_writer()
         with self.lock:
             self._adopt_session(state)
+            self._committed = state.sync_key
             if self.ingestor is not None:
                 with contextlib.suppress(DatabaseUnavailableError, StorageError):
                     self.ingestor.sync_directory(state.contacts.groups())
