@@ -168,7 +168,6 @@ class Message:
     app_msg_type: int = 0
     status_notify_code: int = 0
     status_notify_user: str = ""
-    recommend_info: dict[str, Any] = field(default_factory=dict)
     has_product_id: int = 0
     img_width: int = 0
     img_height: int = 0
@@ -176,40 +175,63 @@ class Message:
     new_msg_id: int = 0
     ori_content: str = ""
     encry_file_name: str = ""
+    recommend_info: dict[str, Any] = field(default_factory=dict)
     raw_json: str = ""
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any], keep_raw: bool = True) -> Message:
-        msg_id = _s(obj, "MsgId") or _s(obj, "NewMsgId")
-        rec = obj.get("RecommendInfo")
+        """Parse one AddMsgList entry. Written for speed (the watch loop calls it for every
+        message): well-typed values pass straight through, anything else is converted."""
+        get = obj.get
+        values = []
+        for key, kind in _MESSAGE_FIELDS:
+            v = get(key)
+            if kind is str:
+                values.append(v if type(v) is str else ("" if v is None else str(v)))
+            elif type(v) is int:
+                values.append(v)
+            else:
+                try:
+                    values.append(int(v or 0))
+                except (TypeError, ValueError):
+                    values.append(0)
+        if not values[0]:
+            values[0] = str(get("NewMsgId") or "")
+        rec = get("RecommendInfo")
         return cls(
-            msg_id=msg_id,
-            from_user=_s(obj, "FromUserName"),
-            to_user=_s(obj, "ToUserName"),
-            msg_type=_i(obj, "MsgType"),
-            content=_s(obj, "Content"),
-            create_time=_i(obj, "CreateTime"),
-            status=_i(obj, "Status"),
-            img_status=_i(obj, "ImgStatus"),
-            voice_length=_i(obj, "VoiceLength"),
-            play_length=_i(obj, "PlayLength"),
-            file_name=_s(obj, "FileName"),
-            file_size=_s(obj, "FileSize"),
-            media_id=_s(obj, "MediaId"),
-            url=_s(obj, "Url"),
-            app_msg_type=_i(obj, "AppMsgType"),
-            status_notify_code=_i(obj, "StatusNotifyCode"),
-            status_notify_user=_s(obj, "StatusNotifyUserName"),
-            recommend_info=dict(rec) if isinstance(rec, dict) else {},
-            has_product_id=_i(obj, "HasProductId"),
-            img_width=_i(obj, "ImgWidth"),
-            img_height=_i(obj, "ImgHeight"),
-            sub_msg_type=_i(obj, "SubMsgType"),
-            new_msg_id=_i(obj, "NewMsgId"),
-            ori_content=_s(obj, "OriContent"),
-            encry_file_name=_s(obj, "EncryFileName"),
+            *values,
+            recommend_info=dict(rec) if type(rec) is dict else {},
             raw_json=raw_text(obj) if keep_raw else "",
         )
+
+
+#: Wire keys in the order of Message's fields (up to ``recommend_info``), with their types.
+_MESSAGE_FIELDS: tuple[tuple[str, type], ...] = (
+    ("MsgId", str),
+    ("FromUserName", str),
+    ("ToUserName", str),
+    ("MsgType", int),
+    ("Content", str),
+    ("CreateTime", int),
+    ("Status", int),
+    ("ImgStatus", int),
+    ("VoiceLength", int),
+    ("PlayLength", int),
+    ("FileName", str),
+    ("FileSize", str),
+    ("MediaId", str),
+    ("Url", str),
+    ("AppMsgType", int),
+    ("StatusNotifyCode", int),
+    ("StatusNotifyUserName", str),
+    ("HasProductId", int),
+    ("ImgWidth", int),
+    ("ImgHeight", int),
+    ("SubMsgType", int),
+    ("NewMsgId", int),
+    ("OriContent", str),
+    ("EncryFileName", str),
+)
 
 
 _NESTED = ("RecommendInfo", "AppInfo")
