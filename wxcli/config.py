@@ -72,6 +72,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "files": _k(bool, False, "also download file attachments"),
         "max_bytes": _k(int, 50 * MiB, "skip media larger than this"),
         "retries": _k(int, 5, "download/upload attempts before giving up"),
+        "retry_seconds": _k(NUM, 5.0, "first wait before retrying a download; doubles"),
         "workers": _k(int, 2, "media download threads in watch"),
     },
     "oss": {
@@ -119,6 +120,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "alert": {
         "digest_seconds": _k(NUM, 30.0, "group alerts fired within this window into one"),
         "retries": _k(int, 3, "delivery attempts per alert and channel"),
+        "retry_seconds": _k(NUM, 5.0, "pause after a failed delivery; doubles per attempt"),
+        "check_seconds": _k(NUM, 15.0, "how often watch runs the periodic rules"),
         "qr_url_base": _k(str, "", "public URL prefix where the login QR PNG is served"),
         "staff": _k(list, [], "member names that count as staff for `unanswered`"),
         "working_hours": _k(str, "", "e.g. 09:00-18:00, empty = always"),

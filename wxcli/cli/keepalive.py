@@ -22,10 +22,31 @@ def keepalive(app: AppContext, ping: bool, as_json: bool, quiet: bool) -> int:
 
     Exit status: 0 alive, 3 not logged in or expired, 5 server unreachable.
     """
+    from wxcli.alerts.engine import keepalive_alerts
+    from wxcli.errors import ConfigError
     from wxcli.keepalive import keepalive as run_keepalive
     from wxcli.keepalive import log_session_lost
 
-    result = run_keepalive(app.paths, app.config, ping=ping, on_session_lost=log_session_lost)
+    try:
+        alerts = keepalive_alerts(app.paths, app.config)
+    except ConfigError as exc:  # the check itself must still run and report
+        from wxcli.cli._output import warn
+
+        warn(f"alerts are off: {exc}")
+        alerts = None
+    try:
+        result = run_keepalive(
+            app.paths,
+            app.config,
+            ping=ping,
+            on_session_lost=alerts.session_lost if alerts else log_session_lost,
+            on_watch_down=alerts.watch_down if alerts else None,
+        )
+        if alerts is not None:
+            alerts.after(result)
+    finally:
+        if alerts is not None:
+            alerts.close(timeout=30.0)
     if as_json:
         from wxcli.cli._output import emit_json
 

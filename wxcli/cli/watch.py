@@ -54,9 +54,17 @@ def watch(
         qr_png=qr_png,
     )
     watcher = Watcher(app.paths, app.config, options)
+    from wxcli.alerts.engine import attach
+
+    alerts = attach(watcher)  # None without [alert.channels]; ConfigError if they are wrong
     if not (duration or once):
         click.echo(f"Watching as profile {app.profile!r}; Ctrl-C to stop.", err=True)
-    code = watcher.run()
+    try:
+        code = watcher.run()
+    finally:
+        if alerts is not None:
+            # A session-lost alert raised just before exit 3 must still go out.
+            alerts.stop(timeout=30.0)
     s = watcher.stats
     click.echo(
         f"Stored {s.stored} messages ({s.duplicates} duplicates ignored"
