@@ -699,6 +699,9 @@ class Watcher:
                 self.stats.stored += res.inserted
                 self.stats.duplicates += res.duplicates
                 done += 1
+                if rows:
+                    # Alert rules see spooled messages too, late rather than never.
+                    self.emit("messages", rows=rows, replayed=True)
         except (DatabaseUnavailableError, StorageError) as exc:
             log.info("replay paused: %s", exc)
             self._next_replay = now + 2.0
