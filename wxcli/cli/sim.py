@@ -57,6 +57,12 @@ def sim(
         err=True,
     )
     click.echo(f"  WXCLI_LOGIN_URL={url} wxcli login", err=True)
+    import signal
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)  # stop cleanly under a service manager too
     try:
         simulator.serve_forever()
     except KeyboardInterrupt:
