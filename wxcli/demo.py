@@ -18,6 +18,8 @@ from typing import Any
 from wxcli.config import Config, defaults
 from wxcli.paths import ProfilePaths
 
+DEMO_PRODUCTS = ["云帆Pro", "云帆Mini", "云帆Max", "智能音箱", "扫地机器人", "会员年卡"]
+
 
 @dataclass
 class DemoResult:
@@ -66,9 +68,13 @@ def run_demo(
         shutil.rmtree(demo_home)
     demo_home.mkdir(parents=True, exist_ok=True, mode=0o700)
     paths = ProfilePaths("default", demo_home)
+    # The scenario's product names, so they count as one word each (see [analysis] user_dict).
+    user_dict = demo_home / "products.dict"
+    user_dict.write_text("\n".join(f"{w} 20000 nz" for w in DEMO_PRODUCTS) + "\n", encoding="utf-8")
     started = time.monotonic()
     with Simulator("company", auto_confirm=True, synccheck_hold=2, login_hold=2, rate=rate) as sim:
         config = demo_config(sim.base_url)
+        config.data["analysis"]["user_dict"] = str(user_dict)
         say("simulator", {"url": sim.base_url})
         state = account.login(paths, config, push=False)
         say("login", {"nickname": state.nickname, "groups": len(state.contacts.groups())})
