@@ -37,7 +37,7 @@ def all_commands():
     return [(" ".join(p), c) for p, c in walk(cli) if p]
 
 
-@pytest.mark.parametrize("name,command", all_commands(), ids=lambda x: str(x))
+@pytest.mark.parametrize(("name", "command"), all_commands(), ids=lambda x: str(x))
 def test_every_command_has_help(name, command):
     assert (command.help or "").strip(), f"`wxcli {name}` has no help text"
     for param in command.params:
