@@ -166,3 +166,13 @@ def _close_archive_readers():
     from tests.watch_helpers import close_readers
 
     close_readers()
+
+
+@pytest.fixture(scope="session")
+def analysis_cache(request, tmp_path_factory):
+    """Where jieba and the sentiment tables keep their caches across tests (pytest's cache when
+    available: building the sentiment tables takes ~10 s once)."""
+    cache = getattr(request.config, "cache", None)
+    if cache is not None:
+        return cache.mkdir("wxcli-analysis-cache")
+    return tmp_path_factory.mktemp("analysis-cache")
