@@ -33,6 +33,7 @@ class DemoResult:
     negatives: list[tuple[str, str, str, float]] = field(default_factory=list)
     media_done: int = 0
     seconds: float = 0.0
+    alerts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def demo_config(sim_url: str, base: Config | None = None) -> Config:
@@ -55,9 +56,15 @@ def run_demo(
     rate: float = 3.0,
     keep: bool = False,
     analysis: bool = True,
+    alerts: bool = True,
     progress: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> DemoResult:
-    """Run the demo in ``home / "demo"``; ``progress(stage, info)`` reports what happens."""
+    """Run the demo in ``home / "demo"``; ``progress(stage, info)`` reports what happens.
+
+    With ``alerts``, a webhook receiver on loopback stands in for DingTalk/email, the analysis
+    worker scores messages as they arrive, and the simulated phone logs the session out at
+    the end — so keyword, negative, unanswered and session-lost alerts all show.
+    """
     from wxcli import account
     from wxcli.simulator import Simulator
     from wxcli.watch.loop import Watcher, WatchOptions
@@ -72,40 +79,157 @@ def run_demo(
     user_dict = demo_home / "products.dict"
     user_dict.write_text("\n".join(f"{w} 20000 nz" for w in DEMO_PRODUCTS) + "\n", encoding="utf-8")
     started = time.monotonic()
+    receiver = _AlertReceiver(lambda alert: say("alert", alert)) if alerts else None
+    stop_analysis = threading.Event()
     with Simulator("company", auto_confirm=True, synccheck_hold=2, login_hold=2, rate=rate) as sim:
         config = demo_config(sim.base_url)
         config.data["analysis"]["user_dict"] = str(user_dict)
+        if receiver is not None:
+            demo_alerts(config, receiver.url)
         say("simulator", {"url": sim.base_url})
         state = account.login(paths, config, push=False)
         say("login", {"nickname": state.nickname, "groups": len(state.contacts.groups())})
         watcher = Watcher(
             paths,
             config,
-            WatchOptions(duration=duration, analysis=False, media=True),
+            WatchOptions(duration=duration + 10, analysis=False, media=True),
             on_event=lambda e: None,
         )
+        engine = None
+        if receiver is not None:
+            from wxcli.alerts.engine import attach
+
+            engine = attach(watcher)
         ticker_stop = threading.Event()
 
         def tick() -> None:
+            end = time.monotonic() + duration
             while not ticker_stop.wait(1.0):
                 say("progress", {"stored": watcher.stats.stored})
+                if time.monotonic() >= end:
+                    if alerts:
+                        say("logout", {})
+                        sim.control.logout(1101)  # the phone ends the session: session_lost
+                    else:
+                        watcher.stop()
+                    return
 
         ticker = threading.Thread(target=tick, daemon=True)
-        ticker.start()
+        worker = None
+        if analysis and alerts:
+            worker = threading.Thread(
+                target=_follow, args=(paths, config, stop_analysis), daemon=True
+            )
         try:
+            ticker.start()
+            if worker is not None:
+                worker.start()
             watcher.run()
         finally:
             ticker_stop.set()
+            if engine is not None:
+                engine.stop(15)
+            stop_analysis.set()
+            if worker is not None:
+                worker.join(15)
+            if receiver is not None:
+                receiver.close()
         media = getattr(watcher, "_media", None)
     result = DemoResult(home=demo_home, db_path=paths.default_db, nickname=state.nickname)
     result.stored = watcher.stats.stored
     result.media_done = media.done if media is not None else 0
+    result.alerts = receiver.received if receiver is not None else []
     if analysis:
         say("analysis", {})
         _analyse(paths, config)
     _summarise(result, paths)
     result.seconds = time.monotonic() - started
     return result
+
+
+def demo_alerts(config: Config, url: str) -> None:
+    """Alert channels and rules of the demo: everything to the local receiver."""
+    a = config.data["alert"]
+    a.update(
+        {
+            "digest_seconds": 0.0,
+            "check_seconds": 1.0,
+            "working_hours": "",
+            "retries": 2,
+            "staff": ["客服-小王", "客服-小李"],
+        }
+    )
+    config.raw["alert"] = {
+        "channels": {"demo": {"type": "webhook", "url": url}},
+        "rules": {
+            "complaints": {
+                "kind": "keyword",
+                "pattern": "退款|投诉|差评",
+                "chats": ["*"],
+                "cooldown_minutes": 0,
+            },
+            "mood": {
+                "kind": "negative",
+                "threshold": 0.05,
+                "window_minutes": 1,
+                "share": 0.5,
+                "min_messages": 4,
+            },
+            "waiting": {"kind": "unanswered", "minutes": 0.15, "chats": ["云帆*", "VIP*"]},
+            "session": {"kind": "session_lost"},
+        },
+    }
+
+
+def _follow(paths: ProfilePaths, config: Config, stop: threading.Event) -> None:
+    """The analysis worker, in-process for the demo (watch normally starts a process)."""
+    from wxcli.analysis.worker import AnalysisWorker
+    from wxcli.store.archive import Archive
+
+    while not stop.is_set() and not paths.default_db.exists():
+        stop.wait(0.2)
+    archive = Archive("", paths.home)
+    try:
+        AnalysisWorker(archive, config, cache_dir=paths.home.parent / "cache").follow(stop, 0.3)
+    finally:
+        archive.close()
+
+
+class _AlertReceiver:
+    """A loopback webhook receiver standing in for DingTalk/WeCom/email in the demo."""
+
+    def __init__(self, on_alert: Callable[[dict[str, Any]], None]):
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received: list[dict[str, Any]] = []
+        self.received = received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    alert = json.loads(body)
+                except ValueError:
+                    alert = {"title": body.decode("utf-8", "replace")}
+                received.append(alert)
+                on_alert(alert)
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def _analyse(paths: ProfilePaths, config: Config) -> None:

@@ -11,19 +11,28 @@ from wxcli.cli._context import AppContext
 @click.option("--duration", default=20.0, show_default=True, type=float, help="Seconds to watch.")
 @click.option("--rate", default=3.0, show_default=True, type=float, help="Chatter, msgs/s.")
 @click.option("--keep", is_flag=True, help="Add to the previous demo archive instead of a new one.")
+@click.option("--no-alerts", is_flag=True, help="Skip the alerts part (and the final logout).")
 @click.pass_obj
-def demo(app: AppContext, duration: float, rate: float, keep: bool) -> None:
+def demo(app: AppContext, duration: float, rate: float, keep: bool, no_alerts: bool) -> None:
     """Try wxcli without WeChat: simulator + login + watch + analysis, then a summary.
 
     Runs the built-in simulator with a customer-service company (several
     groups, staff, customers who ask, complain and thank), logs in, archives
     everything into a demo SQLite database under $WXCLI_HOME/demo, and
-    analyses it. Afterwards `wxcli history` and `wxcli stats` show the demo
-    archive until you have a real one.
+    analyses it. Alerts (complaint keywords, unhappy customers, customers left
+    waiting) go to a local receiver and are shown as they fire; at the end the
+    simulated phone logs the session out, which raises the session-lost alert.
+    Afterwards `wxcli history`, `wxcli stats` and `wxcli alert history` show
+    the demo archive until you have a real one.
     """
+    import logging
+
     from wxcli.cli._output import err_console, out_console
     from wxcli.demo import run_demo
 
+    if not app.verbose:
+        # The demo narrates what happens itself; log lines would repeat each alert.
+        logging.getLogger("wxcli").setLevel(logging.CRITICAL)
     con = err_console()
     status = con.status("starting the simulator…")
     status.start()
@@ -42,9 +51,20 @@ def demo(app: AppContext, duration: float, rate: float, keep: bool) -> None:
             status.update(f"watching… {info['stored']} messages archived")
         elif stage == "analysis":
             status.update("segmenting and scoring (the first run builds model caches)…")
+        elif stage == "alert":
+            con.print(f"[yellow]alert[/] {info.get('title', '')}", markup=True, highlight=False)
+        elif stage == "logout":
+            con.print("The simulated phone now logs the session out…")
 
     try:
-        result = run_demo(app.home, duration=duration, rate=rate, keep=keep, progress=progress)
+        result = run_demo(
+            app.home,
+            duration=duration,
+            rate=rate,
+            keep=keep,
+            alerts=not no_alerts,
+            progress=progress,
+        )
     finally:
         status.stop()
     out = out_console()
@@ -67,7 +87,12 @@ def demo(app: AppContext, duration: float, rate: float, keep: bool) -> None:
         out.print(f"Top words: {words}")
     for chat, sender, text, score in result.negatives:
         out.print(f"Unhappy ({score:.2f}) in {chat} — {sender}: {text}", markup=False)
+    if result.alerts:
+        kinds: dict[str, int] = {}
+        for a in result.alerts:
+            kinds[a.get("kind", "?")] = kinds.get(a.get("kind", "?"), 0) + 1
+        out.print("Alerts: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
     out.print(
         "\nNext: [bold]wxcli history --chat '云帆*'[/], [bold]wxcli stats words[/], "
-        "[bold]wxcli stats report --html report.html[/]"
+        "[bold]wxcli stats report --html report.html[/], [bold]wxcli alert history[/]"
     )
