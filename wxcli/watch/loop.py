@@ -496,6 +496,8 @@ class Watcher:
             except (NetworkError, ProtocolError) as exc:
                 if self._stop.is_set():
                     break
+                if deadline is not None and time.monotonic() >= deadline - 0.5:
+                    break  # a poll shortened to end with --duration, not a failure
                 failures += 1
                 self.stats.errors += 1
                 delay = self._backoff(failures)
