@@ -1,10 +1,12 @@
 """``wxcli watch``: the sync loop that archives every message and never loses one.
 
-Receiving runs on the main thread: synccheck → webwxsync → normalise → one database transaction
-(messages + sync position) → only then the keys advance. If the database is down, the batch is
-fsynced to the spool first. Media downloads run on worker threads and analysis in a separate
-process, both fed from the database, so receiving never waits for them. A scheduler thread
-(the ``schedule`` library) keeps the health record fresh and flags periodic jobs.
+The main thread receives (synccheck → webwxsync → normalise) and hands each batch to a writer
+thread, which stores it in one database transaction together with the sync position that
+delivered it — or, with the database down, fsyncs it to the spool. Only positions stored that
+way are ever saved, so a crash re-delivers rather than loses. Media downloads run on worker
+threads and analysis in a separate process, both fed from the database, so receiving never
+waits for them. A scheduler thread (the ``schedule`` library) keeps the health record fresh
+and flags periodic jobs.
 """
 
 from __future__ import annotations
@@ -486,8 +488,6 @@ class Watcher:
                     continue
                 spins = 0
                 self._handle(result)
-                if self.options.once and self._nothing_pending():
-                    break
             except _Interrupted:
                 break
             except SessionExpiredError as exc:
@@ -506,9 +506,6 @@ class Watcher:
                 if failures >= 3:
                     self.emit("error", where=getattr(exc, "endpoint", "sync"), message=str(exc))
                 self._wait(delay)
-
-    def _nothing_pending(self) -> bool:
-        return False
 
     def _sync_check(self, timeout: float | None):
         assert self.client is not None
