@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import peewee as pw
 
@@ -23,7 +23,9 @@ from wxcli.store.db import DbUrl, connect, parse_url
 from wxcli.store.identity import ChatInfo, IdentityResolver, PersonInfo
 from wxcli.store.migrations import migrate
 from wxcli.store.models import build_models, has_sql_default
-from wxcli.watch.normalize import ChatMessage
+
+if TYPE_CHECKING:
+    from wxcli.watch.normalize import ChatMessage
 
 log = logging.getLogger(__name__)
 

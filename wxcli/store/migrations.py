@@ -20,12 +20,29 @@ def _initial(m: SimpleNamespace) -> None:
     m.db.create_tables(m.all, safe=True)
 
 
+#: Covering indexes for `wxcli stats`: a period over all chats is read from the index alone,
+#: without a lookup per row (InnoDB and SQLite alike).
+STATS_INDEXES = {
+    "activity": ("activity_day_cover", ("day", "hour", "chat_id", "messages")),
+    "speaker_count": ("speaker_count_day_cover", ("day", "chat_id", "person_id", "messages")),
+}
+
+
 def _stats_rollups(m: SimpleNamespace) -> None:
-    """Roll-ups for `wxcli stats` (words per day, per sender; sentiment bins). They are made by
-    the analysis worker, so an archive analysed before them is recounted: its derived rows and
-    work ranges are dropped here and the next worker run (watch or `wxcli analyze`) redoes
-    them from the messages."""
-    m.db.create_tables([m.WordDay, m.SenderWordCount, m.SentimentBin], safe=True)
+    """Roll-ups for `wxcli stats` (words per day, week and sender; speakers per week; messages
+    per chat and day, and per hour; sentiment bins) and covering indexes. The roll-ups are
+    made by the analysis worker, so an archive analysed before them is recounted: its derived
+    rows and work ranges are dropped here and the next worker run (watch or `wxcli analyze`)
+    redoes them from the messages."""
+    db = m.db
+    rollups = [m.WordDay, m.SenderWordCount, m.WordWeek, m.SpeakerWeek, m.ChatDay, m.DayHour]
+    db.create_tables([*rollups, m.SentimentBin], safe=True)
+    quote = "`{}`" if isinstance(db, pw.MySQLDatabase) else '"{}"'
+    for table, (name, columns) in STATS_INDEXES.items():
+        if any(ix.name == name for ix in db.get_indexes(table)):
+            continue
+        cols = ", ".join(quote.format(c) for c in columns)
+        db.execute_sql(f"CREATE INDEX {quote.format(name)} ON {quote.format(table)} ({cols})")
     W = m.WorkRange
     if W.select().where(W.kind == "analysis").exists():
         log.warning("stats roll-ups added: the analysis worker will recount every message")
@@ -34,9 +51,17 @@ def _stats_rollups(m: SimpleNamespace) -> None:
         W.delete().where(W.kind == "analysis").execute()
 
 
+def _alert_history(m: SimpleNamespace) -> None:
+    """The alert history and cooldown state (their models live with the alerts)."""
+    from wxcli.alerts.history import migrate_alert_history
+
+    migrate_alert_history(m)
+
+
 MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
     ("0001_initial", _initial),
     ("0002_stats_rollups", _stats_rollups),
+    ("0003_alert_history", _alert_history),
 ]
 
 

@@ -40,6 +40,9 @@ def has_sql_default(field: pw.Field) -> bool:
 def build_models(db: pw.Database) -> SimpleNamespace:
     """Model classes bound to ``db``; returns them as attributes of a namespace."""
     mysql = isinstance(db, pw.MySQLDatabase)
+    # Words compare byte for byte on MySQL (utf8mb4_unicode_ci would merge words such as rare
+    # CJK characters, or Latin case variants, into one key).
+    exact = {"collation": "utf8mb4_bin"} if mysql else {}
     settings = ["ENGINE=InnoDB", "DEFAULT CHARSET=utf8mb4", "COLLATE=utf8mb4_unicode_ci"]
 
     class Base(pw.Model):
@@ -230,14 +233,14 @@ def build_models(db: pw.Database) -> SimpleNamespace:
 
     class MessageScore(Base):
         message = pw.ForeignKeyField(Message, primary_key=True, on_delete="CASCADE")
-        sentiment = pw.FloatField(index=True)
+        sentiment = pw.DoubleField(index=True)  # DOUBLE: MySQL FLOAT is single precision
 
     class WordCount(Base):
         """Words per chat and local day (pre-aggregated for `stats words`)."""
 
         chat = pw.ForeignKeyField(Chat, on_delete="CASCADE")
         day = pw.DateField()
-        word = pw.CharField(max_length=64)
+        word = pw.CharField(max_length=64, **exact)
         count = pw.IntegerField(default=0)
 
         class Meta:
@@ -252,7 +255,7 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         hour = pw.SmallIntegerField()
         messages = pw.IntegerField(default=0)
         scored = pw.IntegerField(default=0)
-        sentiment_sum = pw.FloatField(default=0.0)
+        sentiment_sum = pw.DoubleField(default=0.0)
         negative = pw.IntegerField(default=0)
 
         class Meta:
@@ -279,8 +282,6 @@ def build_models(db: pw.Database) -> SimpleNamespace:
     # every upsert. Words compare byte for byte on MySQL (utf8mb4_unicode_ci would merge
     # words such as rare CJK characters into one key). Without a rowid, SQLite stores the
     # rows in key order, as InnoDB does, so a range of the key is read without lookups.
-    exact = {"collation": "utf8mb4_bin"} if mysql else {}
-
     class WordDay(Base):
         """Words per local day over all chats: what `stats words` reads without --chat."""
 
@@ -303,6 +304,59 @@ def build_models(db: pw.Database) -> SimpleNamespace:
 
         class Meta:
             primary_key = pw.CompositeKey("person", "day", "chat", "word")
+            without_rowid = not mysql
+
+    class WordWeek(Base):
+        """Words per chat and local week (``week`` is its Monday); ``chat`` 0 holds all chats
+        together. A long period reads its whole weeks here and only the days at its ends from
+        ``word_day`` / ``word_count``."""
+
+        chat = pw.IntegerField(column_name="chat_id")
+        week = pw.DateField()
+        word = pw.CharField(max_length=64, **exact)
+        count = pw.IntegerField(default=0)
+
+        class Meta:
+            primary_key = pw.CompositeKey("chat", "week", "word")
+            without_rowid = not mysql
+
+    class SpeakerWeek(Base):
+        """Messages per chat, sender and local week (Monday): ``speaker_count`` by weeks."""
+
+        week = pw.DateField()
+        chat = pw.IntegerField(column_name="chat_id")
+        person = pw.IntegerField(column_name="person_id")
+        messages = pw.IntegerField(default=0)
+
+        class Meta:
+            primary_key = pw.CompositeKey("week", "chat", "person")
+            without_rowid = not mysql
+
+    class ChatDay(Base):
+        """``activity`` without the hours: messages, counted words and sentiment sums per chat
+        and local day."""
+
+        day = pw.DateField()
+        chat = pw.IntegerField(column_name="chat_id")
+        messages = pw.IntegerField(default=0)
+        words = pw.IntegerField(default=0)
+        scored = pw.IntegerField(default=0)
+        sentiment_sum = pw.DoubleField(default=0.0)
+        negative = pw.IntegerField(default=0)
+
+        class Meta:
+            primary_key = pw.CompositeKey("day", "chat")
+            without_rowid = not mysql
+
+    class DayHour(Base):
+        """Messages per local day and hour over all chats (the heat map without --chat)."""
+
+        day = pw.DateField()
+        hour = pw.SmallIntegerField()
+        messages = pw.IntegerField(default=0)
+
+        class Meta:
+            primary_key = pw.CompositeKey("day", "hour")
             without_rowid = not mysql
 
     class SentimentBin(Base):
@@ -340,6 +394,10 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         AnalysisMeta=AnalysisMeta,
         WordDay=WordDay,
         SenderWordCount=SenderWordCount,
+        WordWeek=WordWeek,
+        SpeakerWeek=SpeakerWeek,
+        ChatDay=ChatDay,
+        DayHour=DayHour,
         SentimentBin=SentimentBin,
     )
     ns.all = [
@@ -363,6 +421,10 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         AnalysisMeta,
         WordDay,
         SenderWordCount,
+        WordWeek,
+        SpeakerWeek,
+        ChatDay,
+        DayHour,
         SentimentBin,
     ]
     return ns
