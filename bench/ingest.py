@@ -48,11 +48,12 @@ def login(home: Path, url: str) -> None:
     account.login(ProfilePaths("default", home), cfg, push=False)
 
 
-def write_config(home: Path, url: str, db_url: str) -> None:
+def write_config(home: Path, url: str, db_url: str, analysis_workers: int = 1) -> None:
     (home / "wxcli.toml").write_text(
         f'[wechat]\nlogin_url = "{url}"\nsynccheck_timeout = 10.0\n'
         f'[database]\nurl = "{db_url}"\nstore_raw = true\n'
-        "[watch]\nhealth_seconds = 1.0\nsession_save_seconds = 2.0\n",
+        "[watch]\nhealth_seconds = 1.0\nsession_save_seconds = 2.0\n"
+        f"[analysis]\nworkers = {analysis_workers}\n",
         encoding="utf-8",
     )
 
@@ -97,7 +98,9 @@ class Db:
         out: set[str] = set()
         chunk = list(ids)
         for i in range(0, len(chunk), 500):
-            out |= {r for (r,) in M.select(M.msg_id).where(M.msg_id.in_(chunk[i : i + 500])).tuples()}
+            out |= {
+                r for (r,) in M.select(M.msg_id).where(M.msg_id.in_(chunk[i : i + 500])).tuples()
+            }
         return out
 
 
@@ -119,13 +122,15 @@ def drop_mysql(db_url: str) -> None:
     conn.close()
 
 
-def flood_run(backend: str, messages: int, groups: int, analysis: bool) -> dict:
+def flood_run(
+    backend: str, messages: int, groups: int, analysis: bool, analysis_workers: int = 1
+) -> dict:
     home = Path(tempfile.mkdtemp(prefix="wxbench-"))
     sim, url = start_simulator()
     db_url = db_url_for(backend, home)
     try:
         login(home, url)
-        write_config(home, url, db_url)
+        write_config(home, url, db_url, analysis_workers)
         requests.post(f"{url}/_sim/settings", json={"sync_batch": 500}, timeout=10)
         t0 = time.monotonic()
         requests.post(f"{url}/_sim/flood", json={"count": messages, "groups": groups}, timeout=600)
@@ -143,17 +148,14 @@ def flood_run(backend: str, messages: int, groups: int, analysis: bool) -> dict:
             except Exception:
                 time.sleep(0.05)
         first = None
-        analysis_pid = None
         peak_analysis = 0.0
         while True:
             n = db.count()
             if n and first is None:
                 first = time.monotonic()
-            if analysis and analysis_pid is None:
-                kids = children(watch.pid)
-                analysis_pid = kids[0] if kids else None
-            if analysis_pid:
-                peak_analysis = max(peak_analysis, rss_mb(analysis_pid))
+            if analysis:
+                for kid in children(watch.pid):
+                    peak_analysis = max(peak_analysis, rss_mb(kid))
             if n >= messages:
                 break
             if watch.poll() is not None:
@@ -163,8 +165,8 @@ def flood_run(backend: str, messages: int, groups: int, analysis: bool) -> dict:
         analysed_at = None
         if analysis:
             while db.analysed() < messages:
-                if analysis_pid:
-                    peak_analysis = max(peak_analysis, rss_mb(analysis_pid))
+                for kid in children(watch.pid):
+                    peak_analysis = max(peak_analysis, rss_mb(kid))
                 time.sleep(0.1)
                 if time.monotonic() - done > 900:
                     break
@@ -176,6 +178,7 @@ def flood_run(backend: str, messages: int, groups: int, analysis: bool) -> dict:
         return {
             "backend": backend,
             "analysis": analysis,
+            "analysis_workers": analysis_workers if analysis else None,
             "messages": messages,
             "groups": groups,
             "flood_queue_s": round(flood_s, 2),
@@ -263,15 +266,29 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=50.0, help="steady rate for the latency run")
     ap.add_argument("--seconds", type=float, default=30.0, help="length of the latency run")
     ap.add_argument("--skip-analysis", action="store_true")
+    ap.add_argument("--analysis-workers", type=int, default=1, help="[analysis] workers")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     results = []
     for backend in args.backends.split(","):
         results.append(flood_run(backend, args.messages, args.groups, analysis=False))
         if not args.skip_analysis:
-            results.append(flood_run(backend, args.messages, args.groups, analysis=True))
+            results.append(
+                flood_run(
+                    backend,
+                    args.messages,
+                    args.groups,
+                    True,
+                    analysis_workers=args.analysis_workers,
+                )
+            )
         results.append(latency_run(backend, args.rate, args.seconds))
-        print(json.dumps(results[-3:] if not args.skip_analysis else results[-2:], ensure_ascii=False), file=sys.stderr)
+        print(
+            json.dumps(
+                results[-3:] if not args.skip_analysis else results[-2:], ensure_ascii=False
+            ),
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(results, indent=1))
         return

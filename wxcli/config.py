@@ -93,7 +93,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "filter_numbers": _k(bool, True, "drop numbers"),
         "negative_threshold": _k(NUM, 0.3, "sentiment below this counts as negative"),
         "timezone": _k(str, "Asia/Shanghai", "where days begin, for counts and --since dates"),
-        "workers": _k(int, 1, "sentiment worker processes"),
+        "workers": _k(int, 1, "analysis processes watch runs (they share the work)"),
         "batch": _k(int, 500, "messages per analysis batch"),
     },
     "send": {

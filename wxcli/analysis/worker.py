@@ -44,6 +44,15 @@ NOT_ACTIVITY = {"system", "recall", "friend-request"}
 STALE_CLAIM = timedelta(minutes=10)
 
 
+def _is_lock_conflict(exc: BaseException) -> bool:
+    """MySQL deadlock (1213) or lock wait timeout (1205); SQLite's busy database."""
+    code = exc.args[0] if exc.args else None
+    orig = getattr(exc, "orig", None) or (exc.__cause__ if exc.__cause__ else None)
+    if orig is not None and getattr(orig, "args", None):
+        code = orig.args[0]
+    return code in (1213, 1205) or "locked" in str(exc).lower() or "deadlock" in str(exc).lower()
+
+
 class RangeLost(Exception):
     """Our claimed range was taken away (a rebuild or a stale-claim takeover): roll back."""
 
@@ -215,13 +224,33 @@ class AnalysisWorker:
             .where(M.id.between(start, end))
             .tuples()
         )
-        try:
-            self._process(rid, rows)
-        except RangeLost:
-            log.info("range %d-%d was taken over; skipping it", start, end)
-            return 0
+        for attempt in range(6):
+            try:
+                self._process(rid, rows)
+                break
+            except RangeLost:
+                log.info("range %d-%d was taken over; skipping it", start, end)
+                return 0
+            except (pw.OperationalError, pw.InterfaceError) as exc:
+                # Workers sharing the roll-up rows can meet in a deadlock or a lock wait:
+                # the transaction was rolled back, so the same range is simply redone.
+                if _is_lock_conflict(exc) and attempt < 5:
+                    time.sleep(0.02 * (attempt + 1))
+                    continue
+                self._release(rid)
+                raise
         self.progress.ranges += 1
         return max(len(rows), 1)
+
+    def _release(self, rid: int) -> None:
+        """Give a claimed range back at once (rather than after the stale-claim timeout)."""
+        W = self.m.WorkRange
+        try:
+            W.update(claimed_at=datetime(1970, 1, 1)).where(
+                W.id == rid, W.claimed_by == self.worker_id, W.done == False
+            ).execute()
+        except (pw.OperationalError, pw.InterfaceError):
+            log.debug("could not release range %s; it goes stale later", rid)
 
     def _process(self, rid: int | None, rows: list[tuple[Any, ...]]) -> None:
         """Aggregate ``rows`` and write the results; with ``rid``, also mark that range done
@@ -392,6 +421,9 @@ class AnalysisWorker:
             )
         elif not mysql:
             sql += " ON CONFLICT DO NOTHING"
+        # Key order: every worker then locks shared rows (the all-chats roll-ups) in the same
+        # order, so two workers wait for each other instead of deadlocking.
+        rows = sorted(rows, key=lambda r: r[: len(keys)])
         cursor = self.archive.db.cursor()
         for start in range(0, len(rows), 1000):
             cursor.executemany(sql, rows[start : start + 1000])

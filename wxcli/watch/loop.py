@@ -138,7 +138,7 @@ class Watcher:
         self._last_session_save = 0.0
         self._dirty = False
         self._refresh_due = False
-        self._analysis_proc: subprocess.Popen[bytes] | None = None
+        self._analysis_procs: list[subprocess.Popen[bytes]] = []
         self._threads: list[threading.Thread] = []
         self._server: Any = None
         self.exit_code = 0
@@ -336,6 +336,8 @@ class Watcher:
             self._media.start()
 
     def _start_analysis(self) -> None:
+        """Start ``[analysis] workers`` analysis processes (they split the work by claiming
+        ranges of messages, so more than one is safe); restart any that died."""
         cmd = self.options.analysis_command or [
             sys.executable,
             "-m",
@@ -352,10 +354,15 @@ class Watcher:
         if self.config.path is not None:
             env["WXCLI_CONFIG"] = str(self.config.path)
         env["WXCLI_HOME"] = str(self.paths.home)
-        try:
-            self._analysis_proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
-        except OSError as exc:
-            self.health.add_error("analysis", f"could not start the analysis worker: {exc}")
+        wanted = max(int(self.config.data["analysis"]["workers"]), 1)
+        self._analysis_procs = [p for p in self._analysis_procs if p.poll() is None]
+        while len(self._analysis_procs) < wanted:
+            try:
+                proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
+            except OSError as exc:
+                self.health.add_error("analysis", f"could not start the analysis worker: {exc}")
+                return
+            self._analysis_procs.append(proc)
 
     def _start_server(self) -> None:
         try:
@@ -371,12 +378,14 @@ class Watcher:
         self._drain_writer(final=True)
         if getattr(self, "_media", None) is not None:
             self._media.stop()
-        if self._analysis_proc is not None and self._analysis_proc.poll() is None:
-            self._analysis_proc.terminate()
+        for proc in self._analysis_procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self._analysis_procs:
             try:
-                self._analysis_proc.wait(10)
+                proc.wait(10)
             except subprocess.TimeoutExpired:
-                self._analysis_proc.kill()
+                proc.kill()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 self._server.stop()
@@ -407,12 +416,13 @@ class Watcher:
                 jobs.run_pending()
             except Exception:  # the health writer must outlive a bad tick
                 log.exception("scheduler job failed")
-            if self._analysis_proc is not None and self._analysis_proc.poll() not in (None, 0):
-                code = self._analysis_proc.returncode
-                self.health.add_error("analysis", f"worker exited with {code}; restarting")
-                self._analysis_proc = None
-                if not self._stop.is_set():
-                    self._start_analysis()
+            dead = [p for p in self._analysis_procs if p.poll() not in (None, 0)]
+            for proc in dead:
+                self.health.add_error(
+                    "analysis", f"worker exited with {proc.returncode}; restarting"
+                )
+            if dead and not self._stop.is_set():
+                self._start_analysis()
 
     def _flag_refresh(self) -> None:
         self._refresh_due = True
