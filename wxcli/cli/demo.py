@@ -30,9 +30,11 @@ def demo(app: AppContext, duration: float, rate: float, keep: bool, no_alerts: b
     from wxcli.cli._output import err_console, out_console
     from wxcli.demo import run_demo
 
+    wx_log = logging.getLogger("wxcli")
+    previous_level = wx_log.level
     if not app.verbose:
         # The demo narrates what happens itself; log lines would repeat each alert.
-        logging.getLogger("wxcli").setLevel(logging.CRITICAL)
+        wx_log.setLevel(logging.CRITICAL)
     con = err_console()
     status = con.status("starting the simulator…")
     status.start()
@@ -67,6 +69,7 @@ def demo(app: AppContext, duration: float, rate: float, keep: bool, no_alerts: b
         )
     finally:
         status.stop()
+        wx_log.setLevel(previous_level)
     out = out_console()
     out.print(
         f"\n[bold]Archived {result.stored} messages[/] in {result.seconds:.0f} s "
