@@ -47,7 +47,7 @@ from wxcli.media_input import (
     image_from_bytes,
 )
 from wxcli.pacer import PacerQueueFullError
-from wxcli.sending import MAX_TEXT_CHARS, AuditSink, Sender, chat_names, default_audit
+from wxcli.sending import MAX_TEXT_CHARS, AuditSink, Sender, chat_names
 from wxcli.server.auth import App, AppStore, Authenticator, AuthError, Credentials
 from wxcli.server.openapi import openapi_document
 
@@ -212,7 +212,11 @@ class RestApp:
         self.max_body = int(serve["max_body_bytes"])
         self.max_image = int(send["max_image_bytes"])
         self.allow_query_key = bool(serve["allow_query_key"])
-        self.audit = audit if audit is not None else default_audit(paths)
+        if audit is None:
+            from wxcli.store.audit import audit_sink
+
+            audit = audit_sink(paths, config)
+        self.audit = audit
         self.sender = sender or Sender(paths, config, audit=self.audit)
         if self.sender.audit is None:
             self.sender.audit = self.audit

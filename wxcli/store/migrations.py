@@ -58,10 +58,15 @@ def _alert_history(m: SimpleNamespace) -> None:
     migrate_alert_history(m)
 
 
+def _send_audit(m: SimpleNamespace) -> None:
+    m.db.create_tables([m.SendAudit], safe=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
     ("0001_initial", _initial),
     ("0002_stats_rollups", _stats_rollups),
     ("0003_alert_history", _alert_history),
+    ("0004_send_audit", _send_audit),
 ]
 
 

@@ -372,6 +372,23 @@ def build_models(db: pw.Database) -> SimpleNamespace:
             primary_key = pw.CompositeKey("chat", "day", "bin")
             without_rowid = not mysql
 
+    class SendAudit(Base):
+        """One REST API send (or refusal): app, recipient, kind, result, MsgID, time."""
+
+        at = DateTime6Field(index=True)
+        profile = pw.CharField(max_length=64, default="")
+        app = pw.CharField(max_length=64, default="")
+        app_id = pw.CharField(max_length=64, default="")
+        kind = pw.CharField(max_length=16, default="")
+        to_name = pw.CharField(max_length=255, default="")
+        to_user = pw.CharField(max_length=140, default="")
+        result = pw.CharField(max_length=16, default="")  # sent | failed | refused
+        msg_id = pw.CharField(max_length=32, default="")
+        error = pw.TextField(default="")
+        via = pw.CharField(max_length=32, default="")
+        remote = pw.CharField(max_length=64, default="")
+        detail = pw.TextField(default="")  # the rest of the record, as JSON
+
     ns = SimpleNamespace(
         db=db,
         SchemaMigration=SchemaMigration,
@@ -392,6 +409,7 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         Activity=Activity,
         SpeakerCount=SpeakerCount,
         AnalysisMeta=AnalysisMeta,
+        SendAudit=SendAudit,
         WordDay=WordDay,
         SenderWordCount=SenderWordCount,
         WordWeek=WordWeek,
@@ -419,6 +437,7 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         Activity,
         SpeakerCount,
         AnalysisMeta,
+        SendAudit,
         WordDay,
         SenderWordCount,
         WordWeek,
