@@ -32,14 +32,9 @@ BACKLOG_LIMIT = 1000
 
 def build_alert_models(db: pw.Database) -> SimpleNamespace:
     """The alert tables bound to ``db`` (like :func:`wxcli.store.models.build_models`)."""
-    mysql = isinstance(db, pw.MySQLDatabase)
-    settings = ["ENGINE=InnoDB", "DEFAULT CHARSET=utf8mb4", "COLLATE=utf8mb4_unicode_ci"]
+    from wxcli.store.models import model_base
 
-    class Base(pw.Model):
-        class Meta:
-            database = db
-            legacy_table_names = False
-            table_settings = settings if mysql else []
+    Base = model_base(db)
 
     class AlertHistory(Base):
         """One alert and one channel: what was said, where, and whether it arrived."""

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from wxcli.alerts.model import Alert, Attachment
 from wxcli.alerts.settings import AlertSettings, RuleSpec
+from wxcli.watch.health import age_seconds
 
 log = logging.getLogger(__name__)
 
@@ -89,16 +90,6 @@ def _aware(dt: datetime) -> datetime:
 
 def _naive(dt: datetime) -> datetime:
     return dt.astimezone(UTC).replace(tzinfo=None)
-
-
-def _age(stamp: str, now: datetime) -> float | None:
-    if not stamp:
-        return None
-    try:
-        then = datetime.fromisoformat(stamp)
-    except ValueError:
-        return None
-    return (now - _aware(then)).total_seconds()
 
 
 class Rule:
@@ -263,12 +254,12 @@ class WatchDownRule(Rule):
             return []  # stopped on purpose, or session_lost / relogin (their own alerts)
         limit = float(self.spec.minutes or 10) * 60
         running = sources.watch_running()
-        sync_age = _age(health.last_synccheck_at or health.started_at, now)
+        sync_age = age_seconds(health.last_synccheck_at or health.started_at, now)
         reason = ""
         if running is False:
             reason = "wxcli watch is not running: it ended without a clean stop (crashed or killed)"
         else:
-            updated = _age(health.updated_at, now)
+            updated = age_seconds(health.updated_at, now)
             if updated is not None and updated >= limit:
                 reason = (
                     f"wxcli watch (pid {health.pid}) has not updated its health record for "
@@ -330,7 +321,7 @@ class SilenceRule(Rule):
         if health is not None:
             if health.state != "running":
                 return []  # a lost session has its own alert; silence would only add noise
-            started = _age(health.started_at, now)
+            started = age_seconds(health.started_at, now)
             if started is not None and started < window.total_seconds():
                 return []  # too soon after a start: the gap may be our own downtime
         self._next = now + SILENCE_EVERY

@@ -37,12 +37,10 @@ def has_sql_default(field: pw.Field) -> bool:
     return any("DEFAULT" in getattr(c, "sql", "") for c in field.constraints or ())
 
 
-def build_models(db: pw.Database) -> SimpleNamespace:
-    """Model classes bound to ``db``; returns them as attributes of a namespace."""
+def model_base(db: pw.Database) -> type[pw.Model]:
+    """The base model of every archive table: bound to ``db``, snake_case table names, and
+    InnoDB/utf8mb4 on MySQL (4-byte emoji round-trip)."""
     mysql = isinstance(db, pw.MySQLDatabase)
-    # Words compare byte for byte on MySQL (utf8mb4_unicode_ci would merge words such as rare
-    # CJK characters, or Latin case variants, into one key).
-    exact = {"collation": "utf8mb4_bin"} if mysql else {}
     settings = ["ENGINE=InnoDB", "DEFAULT CHARSET=utf8mb4", "COLLATE=utf8mb4_unicode_ci"]
 
     class Base(pw.Model):
@@ -50,6 +48,17 @@ def build_models(db: pw.Database) -> SimpleNamespace:
             database = db
             legacy_table_names = False
             table_settings = settings if mysql else []
+
+    return Base
+
+
+def build_models(db: pw.Database) -> SimpleNamespace:
+    """Model classes bound to ``db``; returns them as attributes of a namespace."""
+    mysql = isinstance(db, pw.MySQLDatabase)
+    # Words compare byte for byte on MySQL (utf8mb4_unicode_ci would merge words such as rare
+    # CJK characters, or Latin case variants, into one key).
+    exact = {"collation": "utf8mb4_bin"} if mysql else {}
+    Base = model_base(db)
 
     class SchemaMigration(Base):
         name = pw.CharField(max_length=100, primary_key=True)

@@ -72,4 +72,6 @@ def age_seconds(stamp: str, at: datetime | None = None) -> float | None:
         then = datetime.fromisoformat(stamp)
     except ValueError:
         return None
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)  # records are written in UTC
     return ((at or now()) - then).total_seconds()
