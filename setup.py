@@ -45,7 +45,7 @@ setup(
         "schedule>=1.2",
         # comment-preserving edits of wxcli.toml for `wxcli alert add-*` (tomllib can only read)
         "tomlkit>=0.12",
-        # production WSGI server for `wxcli serve`: request limits and timeouts we must not hand-roll
+        # production WSGI server for `wxcli serve`: request limits and timeouts, not hand-rolled
         "waitress>=3.0",
     ],
     extras_require={

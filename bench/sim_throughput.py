@@ -27,7 +27,8 @@ CHILD = (
 
 
 def cpu_s(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
 
 
@@ -57,18 +58,25 @@ print(f"simulator RSS after login: {rss_mb(proc.pid)} MB")
 t0, c0 = time.time(), cpu_s(proc.pid)
 s.post(base + "/_sim/flood", json={"count": N, "groups": 20}, timeout=600)
 c1 = cpu_s(proc.pid)
-print(f"flood of {N}: {time.time() - t0:.1f} s ({(c1 - c0) / N * 1e6:.0f} µs CPU/msg), RSS {rss_mb(proc.pid)} MB")
+cpu_us = (c1 - c0) / N * 1e6
+print(
+    f"flood of {N}: {time.time() - t0:.1f} s ({cpu_us:.0f} µs CPU/msg), RSS {rss_mb(proc.pid)} MB"
+)
 got, t0 = 0, time.time()
 while got < N:
     check = "|".join(f"{i['Key']}_{i['Val']}" for i in key["List"])
     s.get(api + "synccheck", params={"sid": br["Sid"], "uin": br["Uin"], "synckey": check})
-    out = json.loads(s.post(api + "webwxsync", data=json.dumps({"BaseRequest": br, "SyncKey": key})).content)
+    out = json.loads(
+        s.post(api + "webwxsync", data=json.dumps({"BaseRequest": br, "SyncKey": key})).content
+    )
     key = out["SyncKey"]
     got += out["AddMsgCount"]
 dt = time.time() - t0
 cpu = cpu_s(proc.pid) - c1
-print(f"delivered {got} in {dt:.1f} s = {got / dt:,.0f} msg/s end to end; simulator CPU "
-      f"{cpu / got * 1e6:.1f} µs/msg (= {got / max(cpu, 1e-9):,.0f} msg/s per core); "
-      f"RSS after drain {rss_mb(proc.pid)} MB")
+print(
+    f"delivered {got} in {dt:.1f} s = {got / dt:,.0f} msg/s end to end; simulator CPU "
+    f"{cpu / got * 1e6:.1f} µs/msg (= {got / max(cpu, 1e-9):,.0f} msg/s per core); "
+    f"RSS after drain {rss_mb(proc.pid)} MB"
+)
 proc.stdin.close()
 proc.wait()
