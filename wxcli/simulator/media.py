@@ -45,3 +45,90 @@ def sniff_mime(data: bytes) -> str:
     from wxcli.media_input import sniff_image
 
     return sniff_image(data) or "application/octet-stream"
+
+
+# -- QR code as a JPEG ------------------------------------------------------------------------
+# The login host serves the QR as image/jpeg. With 8 pixels per module every 8x8 block is one
+# flat colour, so each block is just its DC coefficient followed by end-of-block: a valid
+# baseline JPEG in a few lines, without an imaging library.
+
+_DC_BITS = (0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0)  # the standard luminance DC table
+_DC_VALS = tuple(range(12))
+_AC_BITS = (1,) + (0,) * 15  # one symbol, EOB (0x00), is all a flat block needs
+_AC_VALS = (0,)
+
+
+def _huffman_codes(bits: tuple[int, ...], vals: tuple[int, ...]) -> dict[int, tuple[int, int]]:
+    """Canonical Huffman codes (symbol -> (code, length)) from a DHT bits/values table."""
+    codes: dict[int, tuple[int, int]] = {}
+    code = 0
+    k = 0
+    for length, count in enumerate(bits, start=1):
+        for _ in range(count):
+            codes[vals[k]] = (code, length)
+            code += 1
+            k += 1
+        code <<= 1
+    return codes
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return bytes((0xFF, marker)) + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+def flat_blocks_jpeg(blocks: list[list[bool]]) -> bytes:
+    """A greyscale baseline JPEG where each entry of ``blocks`` is one 8x8 block, True = black."""
+    height, width = len(blocks) * 8, (len(blocks[0]) if blocks else 0) * 8
+    dc_codes = _huffman_codes(_DC_BITS, _DC_VALS)
+    eob_code, eob_len = _huffman_codes(_AC_BITS, _AC_VALS)[0]
+    acc = 0  # bit accumulator
+    nbits = 0
+    out = bytearray()
+
+    def put(value: int, length: int) -> None:
+        nonlocal acc, nbits
+        acc = (acc << length) | (value & ((1 << length) - 1))
+        nbits += length
+        while nbits >= 8:
+            nbits -= 8
+            byte = (acc >> nbits) & 0xFF
+            out.append(byte)
+            if byte == 0xFF:
+                out.append(0)  # byte stuffing
+        acc &= (1 << nbits) - 1
+
+    previous = 0
+    for row in blocks:
+        for dark in row:
+            dc = -128 if dark else 127  # (level - 128) * 8 / quantiser 8
+            diff = dc - previous
+            previous = dc
+            size = abs(diff).bit_length()
+            code, length = dc_codes[size]
+            put(code, length)
+            if size:
+                put(diff if diff > 0 else diff + (1 << size) - 1, size)
+            put(eob_code, eob_len)
+    if nbits:
+        put((1 << (8 - nbits)) - 1, 8 - nbits)  # pad the last byte with 1 bits
+    quant = bytes([8] + [1] * 63)
+    header = (
+        b"\xff\xd8"
+        + _segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+        + _segment(0xDB, b"\x00" + quant)
+        + _segment(
+            0xC0,
+            b"\x08" + height.to_bytes(2, "big") + width.to_bytes(2, "big") + b"\x01\x01\x11\x00",
+        )
+        + _segment(0xC4, b"\x00" + bytes(_DC_BITS) + bytes(_DC_VALS))
+        + _segment(0xC4, b"\x10" + bytes(_AC_BITS) + bytes(_AC_VALS))
+        + _segment(0xDA, b"\x01\x01\x00\x00\x3f\x00")
+    )
+    return header + bytes(out) + b"\xff\xd9"
+
+
+def qr_jpeg(text: str) -> bytes:
+    """The QR code of ``text`` as the JPEG the login host serves (8 pixels per module)."""
+    from wxcli.qr import qr_matrix
+
+    return flat_blocks_jpeg(qr_matrix(text, border=2))
