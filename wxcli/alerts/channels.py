@@ -8,7 +8,6 @@ Retries, cooldowns and digests belong to the dispatcher, not here.
 from __future__ import annotations
 
 import base64
-import difflib
 import hashlib
 import hmac
 import html
@@ -33,7 +32,8 @@ import urllib3.exceptions
 
 from wxcli import __version__
 from wxcli.alerts.model import Alert
-from wxcli.errors import AlertError, ConfigError, WxError
+from wxcli.alerts.tables import TableReader
+from wxcli.errors import AlertError, WxError
 
 log = logging.getLogger(__name__)
 
@@ -868,28 +868,13 @@ _KEYS = {
 }
 
 
-class _Table:
+class _Table(TableReader):
     """Typed reads of one ``[alert.channels.<name>]`` table, with errors that name the key."""
 
     def __init__(self, name: str, spec: Mapping[str, Any], path: str | None) -> None:
+        super().__init__(f"alert.channels.{name}", spec, path)
         self.name = name
         self.spec = spec
-        self.path = path
-
-    def error(self, key: str, problem: str) -> ConfigError:
-        dotted = f"alert.channels.{self.name}.{key}"
-        if self.path:
-            return ConfigError(problem, path=self.path, key=dotted)
-        err = ConfigError(f"{dotted}: {problem}")
-        err.key = dotted
-        return err
-
-    def check_keys(self, allowed: set[str]) -> None:
-        for key in self.spec:
-            if key not in allowed:
-                near = difflib.get_close_matches(key, sorted(allowed), n=1)
-                hint = f"; did you mean {near[0]!r}?" if near else ""
-                raise self.error(key, f"unknown key{hint} (allowed: {', '.join(sorted(allowed))})")
 
     def required(self, key: str, example: str) -> str:
         value = self.string(key)

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wxcli.alerts.model import SEVERITIES
+from wxcli.alerts.tables import TableReader
 from wxcli.errors import ConfigError
 
 #: Every rule kind, in the order `alert list` shows them.
@@ -261,28 +262,8 @@ class AlertSettings:
         return self.working_hours.seconds_between(start, end, self.tz)
 
 
-class _Reader:
+class _Reader(TableReader):
     """Typed reads of one table with errors naming ``alert.<...>.<key>`` and the file."""
-
-    def __init__(self, prefix: str, table: Mapping[str, Any], path: str | None):
-        self.prefix = prefix
-        self.table = table
-        self.path = path
-
-    def error(self, key: str, problem: str) -> ConfigError:
-        dotted = f"{self.prefix}.{key}" if key else self.prefix
-        if self.path:
-            return ConfigError(problem, path=self.path, key=dotted)
-        err = ConfigError(f"{dotted}: {problem}")
-        err.key = dotted
-        return err
-
-    def check_keys(self, allowed: set[str]) -> None:
-        for key in self.table:
-            if key not in allowed:
-                near = difflib.get_close_matches(key, sorted(allowed), n=1)
-                hint = f"; did you mean {near[0]!r}?" if near else ""
-                raise self.error(key, f"unknown key{hint} (allowed: {', '.join(sorted(allowed))})")
 
     def number(self, key: str, default: float | None, *, minimum: float = 0.0) -> float | None:
         value = self.table.get(key, default)
