@@ -145,9 +145,24 @@ def test_local_put_writes_a_content_addressed_file(tmp_path):
     assert path.read_bytes() == JPEG
     assert stored.url == path.as_uri()
     assert stored.url.startswith("file:///")
-    assert path.stat().st_mode & 0o777 == 0o644
+    assert path.stat().st_mode & 0o777 == 0o600
     assert root.stat().st_mode & 0o777 == 0o700  # created by the store: private by default
     assert store.name == "local"
+
+
+def test_local_media_is_private_at_every_level_even_under_umask_000(tmp_path):
+    root = tmp_path / "deep" / "media"
+    old = os.umask(0)
+    try:
+        stored = LocalMediaStore(root).put(JPEG, content_type="image/jpeg", when=WHEN)
+    finally:
+        os.umask(old)
+    path = root / stored.key
+    assert path.stat().st_mode & 0o777 == 0o600
+    d = path.parent
+    while d != tmp_path:  # dd, mm, yyyy, media, deep: every folder the store made
+        assert d.stat().st_mode & 0o777 == 0o700, d
+        d = d.parent
 
 
 def test_local_identical_content_is_stored_once(tmp_path):

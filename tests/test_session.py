@@ -360,3 +360,39 @@ def test_timestamps_in_the_file_are_timezone_aware(store):
     for key in ("saved_at", "login_time"):
         assert datetime.fromisoformat(data[key]).tzinfo is not None
     assert abs(datetime.fromisoformat(data["saved_at"]).timestamp() - time.time()) < 60
+
+
+CRASH_MID_WRITE = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from tests.test_session import sample_state
+    from wxcli.paths import ProfilePaths
+    from wxcli.session import SessionStore
+
+    def die(src, dst):  # the temp file is written and fsynced; the process dies before rename
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    os.replace = die
+    SessionStore(ProfilePaths("default", Path(sys.argv[1]))).save(sample_state(sid="crashed"))
+    """
+)
+
+
+def test_a_writer_killed_mid_write_leaves_no_credentials_behind(store, wx_home):
+    store.save(sample_state())
+    proc = python(CRASH_MID_WRITE, str(wx_home))
+    proc.communicate(timeout=60)
+    assert proc.returncode == -9
+    leftovers = list(store.path.parent.glob(f".{store.path.name}.*.tmp"))
+    assert leftovers and b"crashed" in leftovers[0].read_bytes()  # what a crash leaves
+    assert store.load().sid == "U+UgYzLIzyoTXaGZ"  # the file itself is intact
+
+    store.save(sample_state())  # the next write under the lock sweeps it
+    assert not list(store.path.parent.glob(f".{store.path.name}.*.tmp"))
+
+    proc = python(CRASH_MID_WRITE, str(wx_home))
+    proc.communicate(timeout=60)
+    assert list(store.path.parent.glob(f".{store.path.name}.*.tmp"))
+    assert store.delete()  # logout removes the file and the leftover copy
+    assert not list(store.path.parent.glob(f".{store.path.name}*"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import uuid
@@ -215,8 +216,13 @@ def test_report_as_json_terminal_and_html(cli, tmp_path):
     code, out, _ = cli("report", *PERIOD)
     assert code == 0 and "热门词汇" in out and "潜水成员" in out
     page = tmp_path / "r.html"
-    code, _, err = cli("report", *PERIOD, "--html", str(page))
+    old_umask = os.umask(0)
+    try:
+        code, _, err = cli("report", *PERIOD, "--html", str(page))
+    finally:
+        os.umask(old_umask)
     assert code == 0 and f"Wrote {page}" in err
+    assert page.stat().st_mode & 0o777 == 0o600  # customers' messages: private by default
     html = page.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "快递" in html and "http://" not in html
     code, _, err = cli("report", *PERIOD, "--html", str(tmp_path / "no" / "such" / "r.html"))

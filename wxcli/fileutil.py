@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import glob
 import json
 import os
 import tempfile
@@ -17,16 +18,35 @@ from pathlib import Path
 from typing import Any
 
 
-def _private_dir(path: Path) -> None:
-    """Create a missing directory 0700 (it will hold secrets); leave an existing one alone."""
-    if not path.is_dir():
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+def private_dir(path: Path) -> None:
+    """Create a missing directory, and every missing parent, 0700; leave existing ones alone.
+
+    ``Path.mkdir(parents=True, mode=...)`` applies the mode to the last component only (the
+    parents get 0777 minus the umask), so each missing level is made here, and chmod-ed so a
+    umask of 000 cannot widen it.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return
+    missing: list[Path] = []
+    p = path
+    while not p.is_dir():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # made by a concurrent writer: theirs, leave its mode alone
+        os.chmod(d, 0o700)
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write ``data`` to ``path`` via a temp file in the same directory, fsync, then rename."""
     path = Path(path)
-    _private_dir(path.parent)
+    private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)
@@ -48,6 +68,26 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
             os.close(dfd)
 
 
+def temp_files_of(path: Path) -> list[Path]:
+    """Temp files :func:`atomic_write_bytes` left for ``path`` (a writer killed mid-write)."""
+    path = Path(path)
+    try:
+        return sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    except OSError:
+        return []
+
+
+def remove_temp_files(path: Path) -> int:
+    """Delete leftover temp files of ``path``; call it only while holding the file's lock, when
+    no other writer can be mid-write. Returns how many were removed."""
+    removed = 0
+    for tmp in temp_files_of(path):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed += 1
+    return removed
+
+
 def atomic_write_json(path: Path, obj: Any, mode: int = 0o600, compact: bool = False) -> None:
     """Atomically write ``obj`` as UTF-8 JSON. ``compact`` skips indentation, which lets the
     C encoder run — ~10x faster for big files written often (the session file)."""
@@ -65,7 +105,7 @@ def locked(path: Path, exclusive: bool = True, blocking: bool = True) -> Iterato
     Yields the lock file descriptor. With ``blocking=False`` raises ``BlockingIOError`` when held.
     """
     path = Path(path)
-    _private_dir(path.parent)
+    private_dir(path.parent)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         flags = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
@@ -85,7 +125,7 @@ class PidLock:
         self._fd: int | None = None
 
     def acquire(self) -> bool:
-        _private_dir(self.path.parent)
+        private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -18,7 +18,7 @@ from typing import Any
 from wxcli import __version__
 from wxcli.contacts import ContactDirectory
 from wxcli.errors import NotLoggedInError, SessionExpiredError, SessionFileError
-from wxcli.fileutil import atomic_write_json, locked
+from wxcli.fileutil import atomic_write_json, locked, remove_temp_files
 from wxcli.paths import ProfilePaths
 from wxcli.protocol.hosts import Hosts
 from wxcli.protocol.models import SyncKey
@@ -169,7 +169,7 @@ class SessionStore:
         """Replace the file with ``state`` (used by login)."""
         state.profile = self.paths.profile
         with locked(self.lock_path):
-            atomic_write_json(self.path, state.to_json(), compact=True)
+            self._write(state)
 
     def update(
         self, state: SessionState, apply: Callable[[SessionState], None] | None = None
@@ -187,7 +187,7 @@ class SessionStore:
                 return False
             if apply is not None:
                 apply(state)
-            atomic_write_json(self.path, state.to_json(), compact=True)
+            self._write(state)
             return True
 
     def mark_ended(self, code: int, sid: str | None = None) -> bool:
@@ -202,11 +202,19 @@ class SessionStore:
                 return False
             current.alive = False
             current.ended_code = code
-            atomic_write_json(self.path, current.to_json(), compact=True)
+            self._write(current)
             return True
 
+    def _write(self, state: SessionState) -> None:
+        # Under the lock no other writer is mid-write, so any temp file of the session file is
+        # a crashed writer's leftover, holding credentials: remove it.
+        atomic_write_json(self.path, state.to_json(), compact=True)
+        remove_temp_files(self.path)
+
     def delete(self) -> bool:
+        """Delete the session file and any temp copy a crashed writer left (logout)."""
         with locked(self.lock_path):
+            remove_temp_files(self.path)
             try:
                 self.path.unlink()
                 return True

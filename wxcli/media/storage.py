@@ -22,19 +22,17 @@ from urllib.parse import urlsplit
 
 from wxcli.config import Config
 from wxcli.errors import ConfigError, StorageError
-from wxcli.fileutil import atomic_write_bytes
+from wxcli.fileutil import atomic_write_bytes, private_dir
 from wxcli.paths import ProfilePaths
 
 log = logging.getLogger(__name__)
 
 OCTET_STREAM = "application/octet-stream"
 
-#: Local media files are 0644: chat images are private, but that privacy comes from the
-#: directory (the default ``<home>/media`` sits in the 0700 home, and a media root that wxcli
-#: creates itself is made 0700). Readable files let an operator serve a folder they chose on
-#: purpose (``[media] dir``) by opening up just that directory.
-LOCAL_FILE_MODE = 0o644
-LOCAL_ROOT_MODE = 0o700
+#: Customers' images are private by default at every level: files 0600 and every folder wxcli
+#: creates (the root and each ``yyyy/mm``) 0700, whatever the umask. An operator who serves the
+#: folder runs the web server as the wxcli user or grants it access with an ACL.
+LOCAL_FILE_MODE = 0o600
 
 _SEGMENT = r"[A-Za-z0-9_][A-Za-z0-9._-]*"
 _KEY_RE = re.compile(rf"^{_SEGMENT}(?:/{_SEGMENT})*$")
@@ -306,8 +304,7 @@ class LocalMediaStore:
             raise StorageError(f"cannot read media folder {path.parent}: {exc.strerror}") from exc
         if not existed:
             try:
-                if not self.root.exists():
-                    self.root.mkdir(parents=True, mode=LOCAL_ROOT_MODE, exist_ok=True)
+                private_dir(self.root)
                 atomic_write_bytes(path, data, mode=LOCAL_FILE_MODE)
             except OSError as exc:
                 raise StorageError(f"cannot write media file {path}: {exc.strerror}") from exc
