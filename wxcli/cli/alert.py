@@ -493,10 +493,9 @@ def history(
     if not records:
         click.echo(f"No alerts since {since}.", err=True)
         return
-    from rich.markup import escape
     from rich.table import Table
 
-    from wxcli.cli._output import out_console
+    from wxcli.cli._output import out_console, safe
 
     colours = {"delivered": "green", "failed": "red", "skipped": "yellow", "quiet": "dim"}
     table = Table(show_header=True, header_style="bold", expand=True)
@@ -512,14 +511,14 @@ def history(
             state += f" ×{r.attempts}"
         if r.digest:
             state += " (digest)"
-        body = escape(r.title)
+        body = safe(r.title, multiline=True)
         if r.error:
-            body += f"\n[red]{escape(r.error)}[/]"
+            body += f"\n[red]{safe(r.error, multiline=True)}[/]"
         table.add_row(
             r.fired_at.astimezone(tz).strftime("%m-%d %H:%M:%S"),
-            escape(r.rule),
-            r.kind,
-            escape(r.channel or "-"),
+            safe(r.rule),
+            safe(r.kind),
+            safe(r.channel or "-"),
             state,
             body,
         )
