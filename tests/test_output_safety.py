@@ -143,3 +143,58 @@ def test_log_records_cannot_forge_lines_or_drive_the_terminal():
 )
 def test_one_redaction_filter_masks_every_secret_shape(text, secret):
     assert secret not in redact(text)
+
+
+def test_no_command_logs_a_secret_at_vv(sim, wx_home):
+    """login, contacts, send, keepalive, alert test (a DingTalk robot) and logout as real
+    processes at -vv: stderr carries none of the session's secrets nor the robot's."""
+    import urllib.parse
+
+    from tests.servers import WebhookReceiver, dingtalk_responder
+    from tests.test_client_helpers import wxcli_process
+
+    sim.control.auto_confirm(True)
+    env = {
+        "WXCLI_HOME": str(wx_home),
+        "WXCLI_LOGIN_URL": sim.base_url,
+        "WX_DING_SECRET": "SECd1ngS1gningKey",
+    }
+    runs = [wxcli_process("-vv", "login", "--no-qr", env=env)]
+    assert runs[0].returncode == 0, runs[0].stderr
+    state = SessionStore(ProfilePaths("default", wx_home)).load()
+    secrets = {"skey": state.skey, "sid": state.sid, "pass_ticket": state.pass_ticket}
+    for cookie in state.cookies:
+        if cookie["name"] not in ("mm_lang", "wxloadtime", "wxuin"):  # not secret
+            secrets[f"cookie {cookie['name']}"] = cookie["value"]
+    group = next(c for c in state.contacts if c.is_group).nickname
+
+    with WebhookReceiver(responder=dingtalk_responder("SECd1ngS1gningKey")) as hook:
+        url = hook.url + "?access_token=D1ngT0kenVALUE"
+        secrets["robot access_token"] = "D1ngT0kenVALUE"
+        secrets["robot secret"] = "SECd1ngS1gningKey"
+        add = wxcli_process(
+            "alert", "add-channel", "webhook", "ding", "--preset", "dingtalk",
+            "--url", url, "--secret-env", "WX_DING_SECRET", env=env,
+        )  # fmt: skip
+        assert add.returncode == 0, add.stderr
+        runs.append(wxcli_process("-vv", "contacts", "--groups", env=env))
+        runs.append(wxcli_process("-vv", "send", "text", "--to", group, "测试", env=env))
+        runs.append(wxcli_process("-vv", "keepalive", env=env))
+        runs.append(wxcli_process("-vv", "alert", "test", "ding", env=env))
+        assert hook.requests, runs[-1].stderr  # the robot really was called
+        assert hook.requests[0].query["access_token"] == "D1ngT0kenVALUE"
+        secrets["robot signature"] = hook.requests[0].query["sign"]
+    runs.append(wxcli_process("-vv", "logout", env=env))
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    stderr = "".join(run.stderr for run in runs)
+    assert "DEBUG urllib3.connectionpool" in stderr  # -vv really was on
+    assert "access_token=***" in stderr
+    for what, value in secrets.items():
+        for form in {
+            value,
+            urllib.parse.quote(value, safe=""),
+            urllib.parse.quote(urllib.parse.quote(value, safe=""), safe=""),
+            urllib.parse.unquote(value),
+        }:
+            assert form not in stderr, what
