@@ -32,7 +32,7 @@ def test_api_sends_are_audited_in_the_database(sim, wx_home, db_url):
         )
     finally:
         handle.stop()
-    assert ok.status_code == 200 and refused.status_code == 403
+    assert ok.status_code == 200 and refused.status_code == 404
     archive = Archive(db_url, wx_home)
     try:
         A = archive.m.SendAudit

@@ -128,9 +128,13 @@ class SessionStore:
             return None
         except OSError as exc:
             raise SessionFileError(str(self.path), f"cannot read ({exc.strerror})")
+        except UnicodeDecodeError:
+            raise SessionFileError(
+                str(self.path), "corrupt (not UTF-8 text); delete it and run `wxcli login`"
+            )
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise SessionFileError(
                 str(self.path), "corrupt (not JSON); delete it and run `wxcli login`"
             )
@@ -139,7 +143,7 @@ class SessionStore:
         data = _upgrade(data, self.path)
         try:
             return SessionState.from_json(data)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise SessionFileError(
                 str(self.path), f"corrupt ({type(exc).__name__}: {exc}); run `wxcli login`"
             )
@@ -150,7 +154,7 @@ class SessionStore:
         try:
             data = json.loads(self.path.read_bytes())
             return str(data["credentials"]["sid"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def load(self, require_alive: bool = False) -> SessionState:

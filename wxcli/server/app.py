@@ -75,6 +75,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/msg/image"): "image",
 }
 
+#: Routes that change nothing: the only ones a HEAD request may run.
+SAFE_GETS = frozenset({"health", "openapi", "contacts"})
+
 
 class ApiError(Exception):
     """An HTTP error answer: status, a stable code and a message (plus optional fields)."""
@@ -284,7 +287,9 @@ class RestApp:
             raise ApiError(404, "not_found", f"no route {path}")
         name = ROUTES.get((method, path))
         if name is None:
-            if method == "HEAD" and "GET" in allowed:
+            # HEAD is a GET without the body, so only read-only GETs answer it; the legacy
+            # GET /v1/msg/text sends a message and must never run for a HEAD.
+            if method == "HEAD" and ROUTES.get(("GET", path)) in SAFE_GETS:
                 name = ROUTES[("GET", path)]
             else:
                 raise ApiError(
@@ -302,7 +307,7 @@ class RestApp:
         length_text = str(environ.get("CONTENT_LENGTH", "") or "").strip()
         stream = environ.get("wsgi.input")
         if length_text:
-            if not length_text.isdigit():
+            if not (length_text.isascii() and length_text.isdigit()):
                 raise ApiError(400, "bad_length", "Content-Length is not a number")
             length = int(length_text)
             if length > self.max_body:
@@ -348,7 +353,8 @@ class RestApp:
         if ctype == "application/json":
             try:
                 data = json.loads(req.body.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                # RecursionError: nesting deeper than the JSON decoder's stack
                 raise ApiError(400, "bad_json", "the body is not valid UTF-8 JSON")
             if not isinstance(data, dict):
                 raise ApiError(400, "bad_json", "the JSON body must be an object")
@@ -357,6 +363,12 @@ class RestApp:
                     continue
                 if not isinstance(v, str):
                     raise ApiError(400, "bad_field", f"field {k!r} must be a string")
+                try:
+                    (k + v).encode("utf-8")
+                except UnicodeEncodeError:  # JSON may spell a lone surrogate ("\\ud800")
+                    raise ApiError(
+                        400, "bad_field", f"field {k!r} is not valid Unicode (a lone surrogate)"
+                    ) from None
                 body[k] = v
         elif ctype == "application/x-www-form-urlencoded":
             try:
@@ -383,30 +395,35 @@ class RestApp:
         to_id = fields.get("to_id", "").strip()
         if bool(to) == bool(to_id):
             raise ApiError(400, "bad_recipient", "give exactly one of `to` or `to_id`")
+
+        # For an app with an allow-list, chats outside it do not exist: "not allowed" is
+        # answered exactly as "not found", and no count or near match reveals them.
+        def not_found(name: str, near: list[str]) -> ApiError:
+            hint = f"; did you mean: {', '.join(near)}" if near else ""
+            return ApiError(
+                404, "recipient_not_found", f"no chat is named {name!r}{hint}", near=near
+            )
+
         try:
             contact = self.sender.resolve(to or None, to_id or None)
         except RecipientNotFoundError as exc:
-            near = [n for n in exc.near if app.allows([n])]
-            hint = f"; did you mean: {', '.join(near)}" if near else ""
-            raise ApiError(
-                404, "recipient_not_found", f"no chat is named {exc.name!r}{hint}", near=near
-            )
+            raise not_found(exc.name, [n for n in exc.near if app.allows([n])]) from None
         except AmbiguousRecipientError as exc:
             found = self.sender.session().contacts.find(exc.name)
-            matches = [describe(c) for c in found if app.allows(chat_names(c))]
-            raise ApiError(
-                409,
-                "ambiguous_recipient",
-                f"{exc.name!r} matches {len(found)} chats; send with `to_id` "
-                "(ids from GET /v1/contacts)",
-                matches=matches,
-            )
+            visible = [c for c in found if app.allows(chat_names(c))]
+            if not visible:
+                raise not_found(exc.name, []) from None
+            if len(visible) > 1:
+                raise ApiError(
+                    409,
+                    "ambiguous_recipient",
+                    f"{exc.name!r} matches {len(visible)} chats; send with `to_id` "
+                    "(ids from GET /v1/contacts)",
+                    matches=[describe(c) for c in visible],
+                ) from None
+            contact = visible[0]
         if not app.allows(chat_names(contact)):
-            raise ApiError(
-                403,
-                "recipient_not_allowed",
-                f"app {app.name!r} may not send to this chat (see its --allow-to patterns)",
-            )
+            raise not_found(to or to_id, [])
         return contact
 
     def _check_queue(self) -> None:

@@ -346,7 +346,8 @@ class Authenticator:
         ]
         if missing:
             raise AuthError("incomplete_signature", f"signed request lacks {', '.join(missing)}")
-        if not cred.timestamp.isdigit() or len(cred.timestamp) > 12:
+        # isdigit() alone accepts "²" and other Unicode digits that int() refuses
+        if not (cred.timestamp.isascii() and cred.timestamp.isdigit()) or len(cred.timestamp) > 12:
             raise AuthError("bad_timestamp", "X-Timestamp must be Unix seconds")
         now = self.clock()
         if abs(now - int(cred.timestamp)) > SIGNATURE_WINDOW:

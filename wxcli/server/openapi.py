@@ -18,8 +18,7 @@ MULTIPART = "multipart/form-data"
 ERROR_CODES = {
     400: "Bad request: missing or invalid fields, or an image URL that may not be fetched.",
     401: "Missing, wrong, expired or replayed credentials.",
-    403: "The recipient is outside this app's allow-list.",
-    404: "No chat has this name or id.",
+    404: "No chat has this name or id (chats outside this app's allow-list count as absent).",
     409: "Several chats have this name; use `to_id`.",
     413: "The request body, text or image is too large.",
     415: "Unsupported Content-Type, or the file is not a JPEG/PNG/GIF/WebP image.",
@@ -53,7 +52,7 @@ def _send_responses(*extra: int) -> dict[str, Any]:
             "content": {JSON: {"schema": {"$ref": "#/components/schemas/SendResult"}}},
         }
     }
-    for status in sorted({400, 401, 403, 404, 409, 413, 415, 429, 502, 503, 504, *extra}):
+    for status in sorted({400, 401, 404, 409, 413, 415, 429, 502, 503, 504, *extra}):
         out[str(status)] = _error_response(status)
     return out
 
