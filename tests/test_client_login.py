@@ -134,7 +134,7 @@ def test_desktop_mode_headers_get_past_a_web_only_ban():
         assert sim.control.state()["session"]["desktop"] is True
 
 
-@pytest.mark.parametrize("desktop_301,status", [(True, 301), (False, 200)])
+@pytest.mark.parametrize(("desktop_301", "status"), [(True, 301), (False, 200)])
 def test_desktop_mode_reads_the_login_answer_as_301_or_200(desktop_301, status):
     with simulator(desktop_301=desktop_301) as sim:
         client = login_client(sim)
