@@ -74,7 +74,7 @@ def test_qr_login_walks_the_whole_flow(sim):
     [page] = requests_for(sim, "webwxnewloginpage")
     assert page["query"]["fun"] == "new"
     assert page["query"]["version"] == "v2"
-    assert page["status"] == 200
+    assert page["status"] == 301  # desktop mode: 301 without Location, as WeChat (§1.4)
     polls = requests_for(sim, "login")
     assert polls[0]["query"]["tip"] == "1"
     assert polls[-1]["query"]["tip"] == "0"
@@ -134,14 +134,37 @@ def test_desktop_mode_headers_get_past_a_web_only_ban():
         assert sim.control.state()["session"]["desktop"] is True
 
 
-def test_desktop_mode_reads_a_301_without_location():
-    with simulator(desktop_301=True) as sim:
+@pytest.mark.parametrize(("desktop_301", "status"), [(True, 301), (False, 200)])
+def test_desktop_mode_reads_the_login_answer_as_301_or_200(desktop_301, status):
+    with simulator(desktop_301=desktop_301) as sim:
         client = login_client(sim)
         assert client.state is not None
         assert client.state.skey
         [page] = requests_for(sim, "webwxnewloginpage")
-        assert page["status"] == 301
+        assert page["status"] == status
         assert client.probe()
+
+
+def test_web_mode_login_answer_stays_200():
+    with simulator() as sim:
+        client = login_client(sim, desktop_mode=False)
+        assert client.state is not None and not client.state.desktop_mode
+        [page] = requests_for(sim, "webwxnewloginpage")
+        assert page["status"] == 200
+
+
+@pytest.mark.parametrize("group_counts", [False, True])
+def test_group_members_load_whatever_size_the_address_book_shows(group_counts):
+    # WeChat lists groups with MemberCount 0 and no members; older answers carried the size.
+    with simulator(group_counts=group_counts) as sim:
+        client = login_client(sim)
+        state = client.state
+        assert state is not None and state.contacts is not None
+        world = sim.control.state()
+        sizes = {g["name"]: g["members"] for g in world["groups"]}
+        assert {g.nickname: g.member_count for g in state.contacts.groups()} == sizes
+        assert all(g.members_known for g in state.contacts.groups())
+        assert requests_for(sim, "webwxbatchgetcontact")
 
 
 def test_1203_in_desktop_mode_does_not_suggest_desktop_mode():

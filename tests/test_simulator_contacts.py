@@ -119,11 +119,26 @@ def test_init_answers_every_field_in_the_captured_order_and_layout(sim):
     assert groups, "recent groups appear in webwxinit"
     for g in groups:
         assert list(g) == CONTACT_KEYS
-        assert g["MemberList"] and all(m["NickName"] == "" for m in g["MemberList"])  # stubs
+        # as recorded (wechat4u test/response/webwxinit): size 0, no members
+        assert g["MemberCount"] == 0 and g["MemberList"] == []
     # an unsaved (temporary) group is only seen here, not in the address book
     assert "临时对接群" in {g["NickName"] for g in groups}
     web.init = init
     assert "临时对接群" not in {c["NickName"] for c in web.contacts()}
+
+
+def test_group_counts_setting_restores_the_older_group_form(sim):
+    sim.control.settings(group_counts=True)
+    web = login(sim, init=False)
+    init = web.post("webwxinit", {"BaseRequest": web.base_request()})
+    groups = [c for c in init["ContactList"] if c["UserName"].startswith("@@")]
+    assert groups
+    for g in groups:
+        assert g["MemberCount"] == len(g["MemberList"]) > 0
+        assert all(m["NickName"] == "" for m in g["MemberList"])  # stubs
+    web.init = init
+    saved = [c for c in web.contacts() if c["UserName"].startswith("@@")]
+    assert saved and all(g["MemberCount"] > 0 and g["MemberList"] == [] for g in saved)
 
 
 def test_init_with_a_bad_session_answers_the_empty_error_form(sim):
@@ -194,6 +209,7 @@ def test_getcontact_pages_by_seq_and_lists_saved_groups_without_members(sim):
         assert list(c) == CONTACT_KEYS
     groups = [c for c in everyone if c["UserName"].startswith("@@")]
     assert groups and all(g["MemberList"] == [] for g in groups)
+    assert all(g["MemberCount"] == 0 for g in groups)  # as WeChat answers (§4.2)
     assert all(re.fullmatch(r"@@[0-9a-f]{64}", g["UserName"]) for g in groups)
     friends = [c for c in everyone if c["Sex"] != 0]
     assert len(friends) == 12

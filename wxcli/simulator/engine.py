@@ -69,7 +69,8 @@ class Settings:
     auto_confirm: bool = False  # the phone scans and confirms every QR by itself
     web_host: str = ""  # "" = answer on whatever host was used; e.g. "wx2.qq.com" = vhost mode
     login_forbidden: str = ""  # "" | "web" (1203 unless desktop mode) | "all"
-    desktop_301: bool = False  # desktop-mode newloginpage answers HTTP 301 without Location
+    desktop_301: bool = True  # desktop-mode newloginpage: HTTP 301 without Location (False: 200)
+    group_counts: bool = False  # True: old form, real MemberCount for groups in getcontact/init
     json_style: str = "lines"  # "lines" (official capture layout) | "compact"
     hang_seconds: float = 120.0  # how long a "hang" fault holds a request
     image_token: bool = False  # image Content as an opaque @hex token instead of <img> XML
@@ -656,10 +657,11 @@ class Engine:
         )
 
     def group_contact(self, sess: WebSession, g: Group, members: str = "full") -> dict[str, Any]:
-        """A group object; ``members`` is full (batchgetcontact), stub (webwxinit) or none."""
+        """A group object; ``members`` is full (batchgetcontact), stub (old webwxinit form),
+        none (real size, no list) or zero (MemberCount 0, no list: what WeChat sends)."""
         un = sess.name_for(g.gid, group=True)
         member_list: list[dict[str, Any]] = []
-        if members != "none":
+        if members not in ("none", "zero"):
             for m in g.members:
                 mun = sess.name_for(m.pid, short=m.pid == self.world.account.pid)
                 if members == "stub":
@@ -680,7 +682,7 @@ class Engine:
             contact_flag=3 if g.saved else 2,
             head_img_url=self.head_url(sess, un, group=True),
             member_list=member_list,
-            member_count=len(g.members),
+            member_count=0 if members == "zero" else len(g.members),
             encry_chat_room_id=sess.encry_id(g.gid) if members == "full" else "",
             is_owner=1 if owner_is_me else 0,
             statues=1 if g.saved else 0,
@@ -742,8 +744,11 @@ class Engine:
                 if p.official:
                     recent.append(self.person_contact(sess, p))
                     break
+            # Recorded answers (wechat4u test/response/webwxinit) list groups with
+            # MemberCount 0 and no members; group_counts restores the older stub form.
+            init_members = "stub" if self.settings.group_counts else "zero"
             for g in list(w.groups.values())[:8]:
-                recent.append(self.group_contact(sess, g, members="stub"))
+                recent.append(self.group_contact(sess, g, members=init_members))
             chat_set = ",".join(c["UserName"] for c in recent) + ","
             sess.init_done = True
             if self._timeline is None and self.world.timeline:
@@ -778,7 +783,9 @@ class Engine:
                     out.append(self.person_contact(sess, p))
             for g in self.world.groups.values():
                 if g.saved and g.member(self.world.account.pid):
-                    out.append(self.group_contact(sess, g, members="none"))
+                    # Real webwxgetcontact: MemberCount 0, MemberList [] (§4.2).
+                    members = "none" if self.settings.group_counts else "zero"
+                    out.append(self.group_contact(sess, g, members=members))
             return out
 
     def batch_contacts(self, sess: WebSession, items: list[Any]) -> list[dict[str, Any]]:
