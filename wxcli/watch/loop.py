@@ -148,6 +148,8 @@ class Watcher:
         self._committed: SyncKey = ()
         self._writer: threading.Thread | None = None
         self._writer_error: BaseException | None = None
+        #: How long a worker waits before trying a database that did not answer.
+        self.db_retry_seconds = float(config.data["watch"].get("db_retry_seconds", 2.0))
 
     # ------------------------------------------------------------------ public
 
@@ -329,7 +331,7 @@ class Watcher:
         self._committed = self.state.sync_key if self.state is not None else ()
         self._writer = threading.Thread(target=self._write_loop, name="wx-writer", daemon=True)
         self._writer.start()
-        if self.media and self.archive is not None:
+        if self.media:  # also with the database down: the workers wait for it
             from wxcli.watch.media import MediaWorkers
 
             self._media = MediaWorkers(self)
