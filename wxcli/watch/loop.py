@@ -36,6 +36,7 @@ from wxcli.errors import (
     NetworkError,
     ProtocolError,
     SessionExpiredError,
+    SpoolError,
     StorageError,
     WxError,
 )
@@ -393,7 +394,7 @@ class Watcher:
                 self._server.stop()
         self._save_session(force=True)
         if self.health.state == "running":
-            self.health.state = "stopped"
+            self.health.state = "stopped"  # spool_failed and session_lost stay as they are
         self._write_health()
         for t in self._threads:
             t.join(timeout=2)
@@ -560,6 +561,8 @@ class Watcher:
 
     def _enqueue(self, batch: _Batch) -> None:
         while True:
+            if isinstance(self._writer_error, WxError):
+                raise self._writer_error  # an expected failure, e.g. the spool disk is full
             if self._writer_error is not None or self._writer is None:
                 raise RuntimeError("the database writer stopped") from self._writer_error
             try:
@@ -592,6 +595,17 @@ class Watcher:
                 if batch is None:
                     return
                 self._write(batch)
+            except SpoolError as exc:
+                # Neither stored nor spooled: the position stays behind this batch, so
+                # WeChat keeps it for the next start. Stop receiving, say so clearly.
+                log.error("%s; watch stops so that no message is lost", exc)
+                self.health.add_error("spool", str(exc))
+                self.health.state = "spool_failed"
+                self._write_health()
+                self.emit("error", where="spool", message=str(exc))
+                self._writer_error = exc
+                self.stop()
+                return
             except BaseException as exc:
                 log.exception("storing a batch failed; stopping")
                 self.health.add_error("database", f"storing failed: {exc}")
