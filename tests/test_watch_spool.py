@@ -123,3 +123,17 @@ def test_a_full_spool_disk_stops_watch_cleanly_and_loses_nothing(logged_in, sim,
     stored = [r["msg_id"] for r in messages(url, wx_home)]
     assert sorted(stored) == sorted(set(stored))  # none doubled
     assert set(ids) <= set(stored)
+
+
+def test_sqlite_disk_full_is_reported_as_such(logged_in, sim, wx_home, tmp_path):
+    paths, config, state = logged_in
+    with small_tmpfs(tmp_path / "dbdisk", "1m") as disk:
+        url = f"sqlite:///{disk / 'archive.db'}"
+        big = "满" * 30_000  # 90 KB a message: the disk fills after a few
+        with RunningWatch(paths, config, url) as w:
+            for _ in range(8):
+                sim.control.message(group=GROUP, sender="张伟", content=big)
+            w.until(lambda: w.watcher.stats.spooled >= 1, timeout=30, message="spooling")
+            errors = [e["message"] for e in w.watcher.health.errors if e["where"] == "database"]
+    assert any("database or disk is full" in e for e in errors), errors
+    assert not any("cannot rollback" in e for e in errors), errors
