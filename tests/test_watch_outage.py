@@ -64,3 +64,19 @@ def test_media_workers_start_while_the_database_is_down(logged_in, sim, wx_home,
         w.until(lambda: w.watcher.health.database == "ok", timeout=20, message="replay")
         w.until(lambda: all_done(url, wx_home, 4), timeout=30, message="images after start")
     assert sorted(r["msg_id"] for r in images(url, wx_home)) == sorted(ids)
+
+
+def test_a_start_while_the_database_is_down_warns_once(logged_in, sim, wx_home, tmp_path):
+    paths, config, state = logged_in
+    blocked = tmp_path / "not-yet"
+    blocked.write_text("a file where the database directory should be")
+    url = f"sqlite:///{blocked / 'archive.db'}"
+    with RunningWatch(paths, config, url) as w:
+        w.watcher.db_retry_seconds = 0.2
+        for i in range(6):
+            sim.control.messages([{"group": GROUP, "sender": "张伟", "content": f"d{i}"}])
+            w.until(lambda i=i: w.watcher.stats.spooled >= i + 1, message="spooling")
+        errors = [e for e in w.watcher.health.errors if e["where"] == "database"]
+        spooling = [e for e in w.events if e.kind == "db_spooling"]
+    assert len(errors) == 1, errors
+    assert len(spooling) == 1

@@ -286,9 +286,12 @@ class Watcher:
             self.archive = Archive.from_config(self.config, self.paths.home, self.options.db_url)
         except DatabaseUnavailableError as exc:
             self.archive = None
+            # One warning, one health entry and one event per outage, not one per attempt.
+            if self.health.database != "spooling":
+                log.warning("database unavailable (%s); spooling to %s", exc, self.spool.path)
+                self.health.add_error("database", str(exc))
+                self.emit("db_spooling", spool=str(self.spool.path), error=str(exc))
             self.health.database = "spooling"
-            self.health.add_error("database", str(exc))
-            self.emit("db_spooling", spool=str(self.spool.path), error=str(exc))
             return
         self._make_ingestor()
 
@@ -640,8 +643,13 @@ class Watcher:
                 return True
             except DatabaseUnavailableError as exc:
                 self._enter_spooling(str(exc))
-        elif self.ingestor is None:
-            self._try_reconnect()
+        elif (
+            self.ingestor is None
+            and time.monotonic() >= getattr(self, "_next_replay", 0.0)
+            and not self._try_reconnect()
+        ):
+            # Not once per batch: one attempt per retry period.
+            self._next_replay = time.monotonic() + self.db_retry_seconds
         if rows or key:
             self._spool_batch(rows, key or (), changes)
         return False
@@ -694,7 +702,7 @@ class Watcher:
         if now < getattr(self, "_next_replay", 0.0):
             return
         if not self._try_reconnect() or self.ingestor is None:
-            self._next_replay = now + 2.0
+            self._next_replay = now + self.db_retry_seconds
             return
         from wxcli.contacts import contact_from_json
         from wxcli.store.archive import Ingestor
