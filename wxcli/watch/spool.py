@@ -112,7 +112,9 @@ class Spool:
 
     def _error(self, exc: OSError) -> SpoolError:
         try:
-            free = f"{shutil.disk_usage(self.path.parent).free} bytes free"
+            # The disk the file is really on (the spool may be a link to another one).
+            where = Path(os.path.realpath(self.path)).parent
+            free = f"{shutil.disk_usage(where).free} bytes free on {where}"
         except OSError:
             free = "free space unknown"
         return SpoolError(f"cannot write the spool {self.path}: {exc.strerror or exc} ({free})")
