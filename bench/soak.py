@@ -46,6 +46,56 @@ def start_watch(home: Path) -> subprocess.Popen:
     )
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrivateMariaDB:
+    """A mariadbd of our own (never the shared one on :3306), so it can be killed."""
+
+    def __init__(self, work: Path):
+        self.data = work / "mariadb"
+        self.port = free_port()
+        subprocess.run(
+            ["mariadb-install-db", "--no-defaults", f"--datadir={self.data}", "--user=root",
+             "--auth-root-authentication-method=normal", "--skip-test-db"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["/usr/sbin/mariadbd", "--no-defaults", f"--datadir={self.data}",
+             f"--port={self.port}", f"--socket={self.data}/sock", "--user=root",
+             "--bind-address=127.0.0.1", "--skip-grant-tables", "--skip-log-bin"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        import pymysql
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                pymysql.connect(host="127.0.0.1", port=self.port, user="root").close()
+                return
+            except pymysql.err.MySQLError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def stop(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        self.proc.wait(60)
+
+    @property
+    def url(self) -> str:
+        return f"mysql://root@127.0.0.1:{self.port}/soak"
+
+
 def inject(control, tag: str, texts: int, images: int) -> tuple[list[str], list[str]]:
     t = control.messages(
         [{"group": GROUP, "sender": "张伟", "content": f"{tag}-{i}"} for i in range(texts)]
@@ -93,6 +143,7 @@ def run_fault(fault: str, n_text: int, n_img: int) -> dict:
     home.mkdir()
     sim, url = start_simulator()
     mounted = None
+    mdb: PrivateMariaDB | None = None
     try:
         control = SimControl(url)
         db_path = work / "db" / "archive.db"
@@ -100,6 +151,10 @@ def run_fault(fault: str, n_text: int, n_img: int) -> dict:
         if fault in ("db_down_at_start", "spool_full"):
             blocked.write_text("a file where the database directory should be")
         db_url = f"sqlite:///{db_path}"
+        if fault.startswith("mariadb"):
+            mdb = PrivateMariaDB(work)
+            mdb.start()
+            db_url = mdb.url
         write_config(home, url, db_url)
         os.environ["WXCLI_HOME"] = str(home)
         login(home, url)
@@ -124,6 +179,11 @@ def run_fault(fault: str, n_text: int, n_img: int) -> dict:
             watch.wait()
             a, b = inject(control, "w2", n_text // 2, n_img // 2)
             watch = start_watch(home)
+        elif fault.startswith("mariadb"):
+            mdb.stop(signal.SIGKILL if fault == "mariadb_kill9" else signal.SIGTERM)
+            a, b = inject(control, "w2", n_text // 2, n_img // 2)
+            time.sleep(3)
+            mdb.start()
         elif fault == "db_down_at_start":
             a, b = inject(control, "w2", n_text // 2, n_img // 2)
             time.sleep(3)
@@ -147,6 +207,8 @@ def run_fault(fault: str, n_text: int, n_img: int) -> dict:
     finally:
         sim.terminate()
         sim.wait(10)
+        if fault.startswith("mariadb") and mdb.proc is not None and mdb.proc.poll() is None:
+            mdb.stop(signal.SIGTERM)
         if mounted is not None:
             subprocess.run(["umount", "-l", str(mounted)], check=False)
     counts = Counter(m for m, _, _ in rows)
@@ -165,7 +227,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--messages", type=int, default=400)
     p.add_argument("--images", type=int, default=40)
-    p.add_argument("--faults", default="kill9,db_down_at_start,spool_full")
+    p.add_argument(
+        "--faults",
+        default="mariadb_sigterm,mariadb_kill9,kill9,db_down_at_start,spool_full",
+    )
     args = p.parse_args()
     print(
         "| fault | messages injected / stored / lost / dup "
