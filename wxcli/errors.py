@@ -230,3 +230,8 @@ class DatabaseUnavailableError(StorageError):
 
 class AlertError(WxError):
     """An alert channel could not deliver."""
+
+
+class SpoolError(StorageError):
+    """The spool file cannot be written (disk full, I/O error): ``watch`` stops receiving so
+    that WeChat keeps the messages after the last stored position."""

@@ -34,6 +34,15 @@ log = logging.getLogger(__name__)
 UNAVAILABLE = (pw.OperationalError, pw.InterfaceError)
 
 
+def root_error(exc: BaseException) -> BaseException:
+    """The error that failed a transaction, not the failed rollback after it: SQLite rolls
+    back by itself on "database or disk is full", so peewee's own rollback then fails with
+    "cannot rollback - no transaction is active" and hides the real cause."""
+    while "cannot rollback" in str(exc) and exc.__context__ is not None:
+        exc = exc.__context__
+    return exc
+
+
 def naive(dt: datetime) -> datetime:
     return dt.astimezone(UTC).replace(tzinfo=None)
 
@@ -69,7 +78,7 @@ class Archive:
         try:
             self.migrations = migrate(self.m)
         except UNAVAILABLE as exc:
-            raise DatabaseUnavailableError(f"{self.url.safe()}: {exc}") from None
+            raise DatabaseUnavailableError(f"{self.url.safe()}: {root_error(exc)}") from None
 
     @classmethod
     def from_config(cls, config: Any, home: Path, url: str | None = None) -> Archive:
@@ -389,10 +398,12 @@ class Ingestor:
                     self._save_key(sync_key, now)
         except UNAVAILABLE as exc:
             self.reset_cache()
-            raise DatabaseUnavailableError(f"{self.archive.url.safe()}: {exc}") from None
+            raise DatabaseUnavailableError(
+                f"{self.archive.url.safe()}: {root_error(exc)}"
+            ) from None
         except pw.DatabaseError as exc:
             self.reset_cache()
-            raise StorageError(f"{self.archive.url.safe()}: {exc}") from None
+            raise StorageError(f"{self.archive.url.safe()}: {root_error(exc)}") from None
         return IngestResult(inserted=inserted, duplicates=len(records) - inserted)
 
     def _save_key(self, key: SyncKey, now: datetime) -> None:
@@ -467,8 +478,17 @@ class Ingestor:
         for g in groups:
             if not g.members_known:
                 continue
-            with self.archive.transaction():
-                self.sync_group_members(g, now)
+            try:
+                with self.archive.transaction():
+                    self.sync_group_members(g, now)
+            except UNAVAILABLE as exc:
+                self.reset_cache()
+                raise DatabaseUnavailableError(
+                    f"{self.archive.url.safe()}: {root_error(exc)}"
+                ) from None
+            except pw.DatabaseError as exc:
+                self.reset_cache()
+                raise StorageError(f"{self.archive.url.safe()}: {root_error(exc)}") from None
             n += 1
         return n
 

@@ -117,7 +117,9 @@ def connect(url: DbUrl, *, timeout: float = 10.0, create: bool = True) -> peewee
         "read_timeout": max(timeout * 3, 30),
         "write_timeout": max(timeout * 3, 30),
         "autocommit": True,
-        "init_command": "SET time_zone = '+00:00'",
+        # Strict mode: a value too long for its column is an error, never cut silently.
+        "init_command": "SET time_zone = '+00:00', "
+        "sql_mode = CONCAT_WS(',', @@sql_mode, 'STRICT_TRANS_TABLES')",
     }
     if create:
         _create_mysql_database(url, kwargs)

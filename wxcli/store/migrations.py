@@ -62,11 +62,31 @@ def _send_audit(m: SimpleNamespace) -> None:
     m.db.create_tables([m.SendAudit], safe=True)
 
 
+#: Columns a message or a big group can overflow in a MySQL TEXT (64 KB); SQLite has no limit.
+LONG_TEXT_COLUMNS = {
+    "message": ("text", "mentions", "url"),
+    "chat": ("member_sig",),
+}
+
+
+def _long_texts(m: SimpleNamespace) -> None:
+    """Long texts stored whole on MySQL: TEXT → LONGTEXT (archives made before this)."""
+    if not isinstance(m.db, pw.MySQLDatabase):
+        return
+    for table, columns in LONG_TEXT_COLUMNS.items():
+        changes = ", ".join(
+            f"MODIFY `{c}` LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL"
+            for c in columns
+        )
+        m.db.execute_sql(f"ALTER TABLE `{table}` {changes}")
+
+
 MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
     ("0001_initial", _initial),
     ("0002_stats_rollups", _stats_rollups),
     ("0003_alert_history", _alert_history),
     ("0004_send_audit", _send_audit),
+    ("0005_long_texts", _long_texts),
 ]
 
 

@@ -84,7 +84,7 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         encry_chat_room_id = pw.CharField(max_length=80, default="")
         owner_name = pw.CharField(max_length=255, default="")
         member_count = pw.IntegerField(default=0)
-        member_sig = pw.TextField(default="")  # sorted member names, for matching after login
+        member_sig = LongTextField(default="")  # sorted member names, for matching after login
         first_seen = DateTime6Field()
         last_seen = DateTime6Field()
 
@@ -161,11 +161,12 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         kind = pw.CharField(max_length=16)
         msg_type = pw.IntegerField()
         app_msg_type = pw.IntegerField(default=0, constraints=sql_default(0))
-        text = pw.TextField(default="")
-        mentions = pw.TextField(default="")  # JSON list of names
+        # LONGTEXT on MySQL: a TEXT column (64 KB) would cut long messages.
+        text = LongTextField(default="")
+        mentions = LongTextField(default="")  # JSON list of names
         mentions_me = pw.BooleanField(default=False, constraints=sql_default(False))
         title = pw.CharField(max_length=512, default="", constraints=sql_default(""))
-        url = pw.TextField(default="")
+        url = LongTextField(default="")
         file_name = pw.CharField(max_length=512, default="", constraints=sql_default(""))
         file_size = pw.BigIntegerField(null=True)
         created_at = DateTime6Field()

@@ -36,6 +36,7 @@ from wxcli.errors import (
     NetworkError,
     ProtocolError,
     SessionExpiredError,
+    SpoolError,
     StorageError,
     WxError,
 )
@@ -148,6 +149,8 @@ class Watcher:
         self._committed: SyncKey = ()
         self._writer: threading.Thread | None = None
         self._writer_error: BaseException | None = None
+        #: How long a worker waits before trying a database that did not answer.
+        self.db_retry_seconds = float(config.data["watch"].get("db_retry_seconds", 2.0))
 
     # ------------------------------------------------------------------ public
 
@@ -283,9 +286,12 @@ class Watcher:
             self.archive = Archive.from_config(self.config, self.paths.home, self.options.db_url)
         except DatabaseUnavailableError as exc:
             self.archive = None
+            # One warning, one health entry and one event per outage, not one per attempt.
+            if self.health.database != "spooling":
+                log.warning("database unavailable (%s); spooling to %s", exc, self.spool.path)
+                self.health.add_error("database", str(exc))
+                self.emit("db_spooling", spool=str(self.spool.path), error=str(exc))
             self.health.database = "spooling"
-            self.health.add_error("database", str(exc))
-            self.emit("db_spooling", spool=str(self.spool.path), error=str(exc))
             return
         self._make_ingestor()
 
@@ -329,7 +335,7 @@ class Watcher:
         self._committed = self.state.sync_key if self.state is not None else ()
         self._writer = threading.Thread(target=self._write_loop, name="wx-writer", daemon=True)
         self._writer.start()
-        if self.media and self.archive is not None:
+        if self.media:  # also with the database down: the workers wait for it
             from wxcli.watch.media import MediaWorkers
 
             self._media = MediaWorkers(self)
@@ -391,7 +397,7 @@ class Watcher:
                 self._server.stop()
         self._save_session(force=True)
         if self.health.state == "running":
-            self.health.state = "stopped"
+            self.health.state = "stopped"  # spool_failed and session_lost stay as they are
         self._write_health()
         for t in self._threads:
             t.join(timeout=2)
@@ -558,6 +564,8 @@ class Watcher:
 
     def _enqueue(self, batch: _Batch) -> None:
         while True:
+            if isinstance(self._writer_error, WxError):
+                raise self._writer_error  # an expected failure, e.g. the spool disk is full
             if self._writer_error is not None or self._writer is None:
                 raise RuntimeError("the database writer stopped") from self._writer_error
             try:
@@ -590,6 +598,17 @@ class Watcher:
                 if batch is None:
                     return
                 self._write(batch)
+            except SpoolError as exc:
+                # Neither stored nor spooled: the position stays behind this batch, so
+                # WeChat keeps it for the next start. Stop receiving, say so clearly.
+                log.error("%s; watch stops so that no message is lost", exc)
+                self.health.add_error("spool", str(exc))
+                self.health.state = "spool_failed"
+                self._write_health()
+                self.emit("error", where="spool", message=str(exc))
+                self._writer_error = exc
+                self.stop()
+                return
             except BaseException as exc:
                 log.exception("storing a batch failed; stopping")
                 self.health.add_error("database", f"storing failed: {exc}")
@@ -624,8 +643,13 @@ class Watcher:
                 return True
             except DatabaseUnavailableError as exc:
                 self._enter_spooling(str(exc))
-        elif self.ingestor is None:
-            self._try_reconnect()
+        elif (
+            self.ingestor is None
+            and time.monotonic() >= getattr(self, "_next_replay", 0.0)
+            and not self._try_reconnect()
+        ):
+            # Not once per batch: one attempt per retry period.
+            self._next_replay = time.monotonic() + self.db_retry_seconds
         if rows or key:
             self._spool_batch(rows, key or (), changes)
         return False
@@ -678,7 +702,7 @@ class Watcher:
         if now < getattr(self, "_next_replay", 0.0):
             return
         if not self._try_reconnect() or self.ingestor is None:
-            self._next_replay = now + 2.0
+            self._next_replay = now + self.db_retry_seconds
             return
         from wxcli.contacts import contact_from_json
         from wxcli.store.archive import Ingestor

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +36,12 @@ class MediaWorkers:
         self.done = 0
         self.failed = 0
         self.store: Any = None
+        self._claims_reset = False
+        self._db_down = False  # told once per outage, not once per attempt
+        self._state_lock = threading.Lock()
 
     def start(self) -> None:
+        """Start the download threads — also while the database is down: they wait for it."""
         from wxcli.media.storage import open_media_store
 
         try:
@@ -44,8 +49,6 @@ class MediaWorkers:
         except WxError as exc:
             self.w.health.add_error("media", f"media storage unavailable: {exc}")
             return
-        if self.w.archive is not None and self.w.account_id is not None:
-            self.w.archive.reset_media_claims(self.w.account_id)
         for i in range(self.workers):
             t = threading.Thread(target=self._run, name=f"wx-media-{i}", daemon=True)
             t.start()
@@ -68,11 +71,16 @@ class MediaWorkers:
                 continue
             try:
                 with self._lock:  # one claimer at a time; downloads run in parallel
+                    if not self._claims_reset:
+                        # Jobs a crashed watch had claimed go back to pending (once, as
+                        # soon as the database answers — it may be down at start).
+                        w.archive.reset_media_claims(w.account_id)
+                        self._claims_reset = True
                     jobs = w.archive.claim_media(w.account_id, 1, datetime.now(UTC))
-            except Exception as exc:  # database trouble: the loop spools; we just wait
-                log.debug("media claim failed: %s", exc)
-                self._stop.wait(2.0)
+            except Exception as exc:  # database trouble: wait for it, then resume
+                self._database_down(exc)
                 continue
+            self._database_back()
             if not jobs:
                 self._stop.wait(idle)
                 idle = min(idle * 2, 2.0)
@@ -80,6 +88,41 @@ class MediaWorkers:
             idle = 0.2
             for job in jobs:
                 self._one(job)
+
+    def _database_down(self, exc: BaseException) -> None:
+        """Drop this thread's dead connection (peewee keeps one per thread, so only this
+        thread can), tell the user once, and wait before the next try."""
+        archive = self.w.archive
+        if archive is not None:
+            archive.ping()  # closes a dead connection; the next query reconnects
+        with self._state_lock:
+            first = not self._db_down
+            self._db_down = True
+        if first:
+            log.warning("media downloads paused: the database is unavailable (%s)", exc)
+            self.w.health.add_error("media", f"downloads paused, database unavailable: {exc}")
+        self._stop.wait(self.w.db_retry_seconds)
+
+    def _database_back(self) -> None:
+        if self._db_down:
+            with self._state_lock:
+                was, self._db_down = self._db_down, False
+            if was:
+                log.warning("media downloads resumed: the database answers again")
+
+    def _record(self, write: Callable[[], None]) -> None:
+        """Write a job's outcome, waiting out a database outage rather than leaving the job
+        'working' (which only a restart of watch would free)."""
+        while True:
+            try:
+                write()
+                self._database_back()
+                return
+            except Exception as exc:
+                if self._stop.is_set():
+                    log.warning("media result not recorded before stopping: %s", exc)
+                    return
+                self._database_down(exc)
 
     def _download(self, job: dict[str, Any]) -> tuple[bytes, str]:
         client = self.w.client
@@ -110,7 +153,27 @@ class MediaWorkers:
             created = job["created_at"]
             when = created.replace(tzinfo=UTC) if created.tzinfo is None else created
             stored = self.store.put(data, content_type=ctype, when=when)
-            archive.media_done(
+        except SessionExpiredError:
+            self._record(
+                lambda: archive.media_failed(
+                    job["id"], attempts - 1, "session ended", datetime.now(UTC)
+                )
+            )
+            self._stop.wait(5.0)
+            return
+        except (NetworkError, ProtocolError, MediaError, WxError, OSError) as exc:
+            final = attempts >= self.retries or isinstance(exc, MediaError)
+            delay = timedelta(seconds=min(self.retry_seconds * 2 ** (attempts - 1), 3600))
+            retry_at = None if final else datetime.now(UTC) + delay
+            error = str(exc)
+            self._record(lambda: archive.media_failed(job["id"], attempts, error, retry_at))
+            if final:
+                self.failed += 1
+                self.w.health.add_error("media", f"message {job['msg_id']}: {exc}")
+            log.info("media download of %s failed (attempt %d): %s", job["msg_id"], attempts, exc)
+            return
+        self._record(
+            lambda: archive.media_done(
                 job["id"],
                 media_url=stored.url,
                 media_key=stored.key,
@@ -119,16 +182,5 @@ class MediaWorkers:
                 media_type=stored.content_type,
                 media_attempts=attempts,
             )
-            self.done += 1
-        except SessionExpiredError:
-            archive.media_failed(job["id"], attempts - 1, "session ended", datetime.now(UTC))
-            self._stop.wait(5.0)
-        except (NetworkError, ProtocolError, MediaError, WxError, OSError) as exc:
-            final = attempts >= self.retries or isinstance(exc, MediaError)
-            delay = timedelta(seconds=min(self.retry_seconds * 2 ** (attempts - 1), 3600))
-            retry_at = None if final else datetime.now(UTC) + delay
-            archive.media_failed(job["id"], attempts, str(exc), retry_at)
-            if final:
-                self.failed += 1
-                self.w.health.add_error("media", f"message {job['msg_id']}: {exc}")
-            log.info("media download of %s failed (attempt %d): %s", job["msg_id"], attempts, exc)
+        )
+        self.done += 1
