@@ -18,7 +18,6 @@ import click
 
 from wxcli import __version__
 from wxcli.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, WxError
-from wxcli.textsafe import printable
 
 #: subcommand -> (module under wxcli.cli, attribute)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -125,8 +124,7 @@ def run(args: list[str], debug: bool = False) -> int:
     except WxError as exc:
         if debug:
             raise
-        # Error texts quote names and server replies: shown, never interpreted by the terminal.
-        click.echo(f"Error: {printable(exc)}", err=True)
+        click.echo(f"Error: {exc}", err=True)
         return exc.exit_code
     except BrokenPipeError:
         # `wxcli history | head`: the reader went away; that is not an error.
@@ -139,7 +137,7 @@ def run(args: list[str], debug: bool = False) -> int:
         if debug:
             raise
         logging.getLogger("wxcli").debug("unexpected error", exc_info=True)
-        click.echo(f"Error: unexpected {type(exc).__name__}: {printable(exc)}", err=True)
+        click.echo(f"Error: unexpected {type(exc).__name__}: {exc}", err=True)
         click.echo("This is a bug in wxcli; rerun with --debug for the traceback.", err=True)
         if os.environ.get("WXCLI_TRACEBACK"):
             traceback.print_exc()

@@ -9,21 +9,6 @@ from typing import Any
 
 import click
 
-from wxcli.textsafe import printable
-
-
-def plain(text: object, *, multiline: bool = False) -> str:
-    """Text from WeChat (names, messages) safe for ``click.echo``: control characters shown."""
-    return printable(text, multiline=multiline)
-
-
-def safe(text: object, *, multiline: bool = False) -> str:
-    """Text from WeChat safe for a rich console or table cell: control characters shown and
-    rich markup (``[bold]``, ``[link=…]``) escaped, so a name is printed as it is spelled."""
-    from rich.markup import escape
-
-    return escape(printable(text, multiline=multiline))
-
 
 def err_console():
     """A rich console on stderr (progress, QR codes, warnings); created on demand."""
@@ -52,7 +37,7 @@ def emit_json(obj: Any) -> None:
 
 
 def warn(message: str) -> None:
-    click.echo(f"Warning: {printable(message)}", err=True)
+    click.echo(f"Warning: {message}", err=True)
 
 
 def is_tty() -> bool:

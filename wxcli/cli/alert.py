@@ -493,9 +493,10 @@ def history(
     if not records:
         click.echo(f"No alerts since {since}.", err=True)
         return
+    from rich.markup import escape
     from rich.table import Table
 
-    from wxcli.cli._output import out_console, safe
+    from wxcli.cli._output import out_console
 
     colours = {"delivered": "green", "failed": "red", "skipped": "yellow", "quiet": "dim"}
     table = Table(show_header=True, header_style="bold", expand=True)
@@ -511,14 +512,14 @@ def history(
             state += f" ×{r.attempts}"
         if r.digest:
             state += " (digest)"
-        body = safe(r.title, multiline=True)
+        body = escape(r.title)
         if r.error:
-            body += f"\n[red]{safe(r.error, multiline=True)}[/]"
+            body += f"\n[red]{escape(r.error)}[/]"
         table.add_row(
             r.fired_at.astimezone(tz).strftime("%m-%d %H:%M:%S"),
-            safe(r.rule),
-            safe(r.kind),
-            safe(r.channel or "-"),
+            escape(r.rule),
+            r.kind,
+            escape(r.channel or "-"),
             state,
             body,
         )

@@ -21,7 +21,7 @@ def contacts(app: AppContext, query: str | None, kind: str | None, as_json: bool
     session UserName to use with `wxcli send --to-id`; it changes at every login.
     """
     from wxcli import account
-    from wxcli.cli._output import emit_json, out_console, safe
+    from wxcli.cli._output import emit_json, out_console
 
     app.config  # noqa: B018 - a broken config file is reported by every command
     found = account.list_contacts(app.paths, query, kind)
@@ -46,10 +46,10 @@ def contacts(app: AppContext, query: str | None, kind: str | None, as_json: bool
         table.add_column(col, overflow="fold" if col == "name" else "ellipsis")
     for c in found:
         table.add_row(
-            safe(c.nickname),
-            safe(c.remark),
+            c.nickname,
+            c.remark,
             c.kind,
             str(c.member_count) if c.is_group else "",
-            safe(c.user_name[:16]) + "…",
+            c.user_name[:16] + "…",
         )
     out_console().print(table)

@@ -37,7 +37,7 @@ def history(
 ) -> None:
     """Read the archive: the latest messages matching the filters."""
     from wxcli.cli._archive import open_archive
-    from wxcli.cli._output import emit_json, out_console, safe
+    from wxcli.cli._output import emit_json, out_console
     from wxcli.store.history import query_history
     from wxcli.timeutil import parse_when, zone
 
@@ -62,6 +62,7 @@ def history(
     if not rows:
         click.echo("No messages match.", err=True)
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(show_header=True, header_style="bold", expand=True, show_lines=False)
@@ -76,11 +77,11 @@ def history(
             body = f"{label} {body}".strip()
             if r.media_url:
                 body += f" {r.media_url}"
-        body = safe(body, multiline=True)
+        body = escape(body)
         if r.revoked:
             body = f"[strike]{body}[/strike] [red](recalled)[/]"
         if r.sentiment is not None and r.sentiment < 0.3:
             body += f" [red]({r.sentiment:.2f})[/]"
         when = r.created_at.astimezone(tz).strftime("%m-%d %H:%M:%S")
-        table.add_row(when, safe(r.chat), safe(r.sender), body)
+        table.add_row(when, escape(r.chat), escape(r.sender), body)
     out_console().print(table)

@@ -26,7 +26,6 @@ from wxcli.stats.model import (
     Speaker,
     WordCount,
 )
-from wxcli.textsafe import printable as P
 
 SPARKS = "▁▂▃▄▅▆▇█"
 _EIGHTHS = " ▏▎▍▌▋▊▉"
@@ -140,7 +139,7 @@ def words_chart(
     peak = top[0].count
     for w in top:
         table.add_row(
-            Text(P(w.word), style="bold"),
+            Text(w.word, style="bold"),
             Text(bar(w.count, peak, width), style="#4292c6"),
             Text(f"{w.count:,}  {w.share:.1%}"),
         )
@@ -207,7 +206,7 @@ def daily_chart(
     table.add_column(justify="right", style="dim", no_wrap=True)
     for i, (name, values) in enumerate(rows):
         table.add_row(
-            Text(P(name), style="bold" if i == 0 else ""),
+            Text(name, style="bold" if i == 0 else ""),
             Text(sparkline(values, lo=0), style="#2171b5" if i == 0 else "#6baed6"),
             f"Σ {int(sum(values)):,}  max {int(max(values)):,}",
         )
@@ -268,7 +267,7 @@ def speakers_table(
     table.add_column(t["messages"], justify="right")
     table.add_column(t["share"], justify="right")
     for i, s in enumerate(top, 1):
-        table.add_row(str(i), Text(P(s.name)), Text(P(s.chat)), f"{s.messages:,}", f"{s.share:.1%}")
+        table.add_row(str(i), Text(s.name), Text(s.chat), f"{s.messages:,}", f"{s.share:.1%}")
     return table
 
 
@@ -285,9 +284,9 @@ def lurkers_list(
     for chat, names in sorted(by_chat.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         names = sorted(set(names))
         line = Text()
-        line.append(P(chat), style="bold")
+        line.append(chat, style="bold")
         line.append(f" ({len(names)}): ", style="dim")
-        line.append("、".join(P(n) for n in names[:per_chat]))
+        line.append("、".join(names[:per_chat]))
         if len(names) > per_chat:
             line.append(f" … +{len(names) - per_chat}", style="dim")
         lines.append(line)
@@ -309,14 +308,14 @@ def negatives_list(
     for m in top:
         head = Text()
         head.append(f"{m.score:.2f} ", style="bold #d55e00")
-        head.append(P(m.sender), style="bold")
+        head.append(m.sender, style="bold")
         when = m.created_at.astimezone(tz) if tz and m.created_at.tzinfo else m.created_at
-        head.append(f"  {P(m.chat)}  {when:%Y-%m-%d %H:%M}", style="dim")
+        head.append(f"  {m.chat}  {when:%Y-%m-%d %H:%M}", style="dim")
         text = m.text if len(m.text) <= 200 else m.text[:199] + "…"
         lines.append(head)
-        lines.append(Text("  " + P(text)))
+        lines.append(Text("  " + text))
         if m.history_hint:
-            lines.append(Text("  $ " + P(m.history_hint), style="cyan"))
+            lines.append(Text("  $ " + m.history_hint, style="cyan"))
     return Group(*lines)
 
 
@@ -325,7 +324,7 @@ def report_renderables(report: Report, *, lang: str = "zh") -> list[RenderableTy
     t = _t(lang)
     meta = report.meta
     head = Text()
-    head.append(P(meta.title or "wxcli"), style="bold")
+    head.append(meta.title or "wxcli", style="bold")
     head.append(
         f"\n{t['period']}: {meta.period_label()}"
         f" ({meta.timezone})  ·  {len(meta.chats)} {t['chats']}"
