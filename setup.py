@@ -47,8 +47,6 @@ setup(
         "tomlkit>=0.12",
         # production WSGI server for `wxcli serve`: request limits and timeouts, not hand-rolled
         "waitress>=3.0",
-        # untrusted XML inside messages: DTDs and entities refused by the parser, not by a regex
-        "defusedxml>=0.7.1",
     ],
     extras_require={
         "dev": [

