@@ -98,9 +98,8 @@ def query_history(
     if until is not None:
         q = q.where(M.created_at < naive(until))
     if grep:
-        # peewee's contains() escapes LIKE wildcards itself (and adds the ESCAPE clause);
-        # escaping here as well made any text with _, % or \ unmatchable.
-        q = q.where(M.text.contains(grep) | M.title.contains(grep))
+        like = grep.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        q = q.where(M.text.contains(like) | M.title.contains(like))
     if kinds:
         q = q.where(M.kind.in_(list(kinds)))
     q = q.order_by(M.created_at.desc(), M.id.desc()).limit(limit)
