@@ -9,7 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import stat
 import subprocess
 import uuid
 from pathlib import Path
@@ -221,6 +223,21 @@ def test_report_as_json_terminal_and_html(cli, tmp_path):
     assert html.startswith("<!DOCTYPE html>") and "快递" in html and "http://" not in html
     code, _, err = cli("report", *PERIOD, "--html", str(tmp_path / "no" / "such" / "r.html"))
     assert_one_error(code, err, "cannot write")
+
+
+def test_html_report_is_private_even_under_umask_000(cli, tmp_path):
+    # The report quotes customer messages: 0600 whatever the umask, also over an existing file.
+    page = tmp_path / "r.html"
+    page.write_text("old")
+    page.chmod(0o644)
+    old = os.umask(0)
+    try:
+        code, _, _ = cli("report", *PERIOD, "--html", str(page))
+    finally:
+        os.umask(old)
+    assert code == 0 and page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert stat.S_IMODE(page.stat().st_mode) == 0o600
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
 # --- what the user is told -----------------------------------------------------------------------

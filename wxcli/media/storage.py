@@ -29,11 +29,10 @@ log = logging.getLogger(__name__)
 
 OCTET_STREAM = "application/octet-stream"
 
-#: Local media files are 0644: chat images are private, but that privacy comes from the
-#: directory (the default ``<home>/media`` sits in the 0700 home, and a media root that wxcli
-#: creates itself is made 0700). Readable files let an operator serve a folder they chose on
-#: purpose (``[media] dir``) by opening up just that directory.
-LOCAL_FILE_MODE = 0o644
+#: Chat images are customer data: files 0600 and every folder wxcli creates (the root and each
+#: ``yyyy/mm/dd`` level) 0700, whatever the umask. An operator who serves ``[media] dir`` on
+#: purpose opens it up themselves (e.g. a group and ``chmod -R g+rX``).
+LOCAL_FILE_MODE = 0o600
 LOCAL_ROOT_MODE = 0o700
 
 _SEGMENT = r"[A-Za-z0-9_][A-Za-z0-9._-]*"
@@ -275,6 +274,30 @@ def _check_key(key: str) -> str:
 # --- local folder ---------------------------------------------------------------------------
 
 
+def _private_dirs(leaf: Path) -> None:
+    """Create each missing folder down to *leaf* (the media root included) 0700; existing ones
+    are left alone.
+
+    ``Path.mkdir(parents=True, mode=…)`` gives the mode to the last folder only (its parents get
+    0777 minus the umask, i.e. 0777 under umask 000), so each level is made here on its own.
+    """
+    if leaf.is_dir():
+        return
+    missing: list[Path] = []
+    p = leaf
+    while not p.is_dir():
+        missing.append(p)
+        if p == p.parent:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=LOCAL_ROOT_MODE)
+        except FileExistsError:
+            continue  # another process made it first
+        os.chmod(d, LOCAL_ROOT_MODE)  # mkdir's mode is masked by the umask; be exact
+
+
 class LocalMediaStore:
     """Media files under one directory, written atomically (temp file + rename)."""
 
@@ -306,8 +329,7 @@ class LocalMediaStore:
             raise StorageError(f"cannot read media folder {path.parent}: {exc.strerror}") from exc
         if not existed:
             try:
-                if not self.root.exists():
-                    self.root.mkdir(parents=True, mode=LOCAL_ROOT_MODE, exist_ok=True)
+                _private_dirs(path.parent)
                 atomic_write_bytes(path, data, mode=LOCAL_FILE_MODE)
             except OSError as exc:
                 raise StorageError(f"cannot write media file {path}: {exc.strerror}") from exc
