@@ -113,3 +113,6 @@ class AppContext:
         root.setLevel(level)
         if level > logging.DEBUG:
             logging.getLogger("urllib3").setLevel(logging.WARNING)
+        # peewee logs every statement with its parameters at DEBUG: session ids, sync keys and
+        # customer messages no pattern can tell apart. -vv is for the protocol, not the SQL.
+        logging.getLogger("peewee").setLevel(logging.INFO)
