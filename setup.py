@@ -47,6 +47,8 @@ setup(
         "tomlkit>=0.12",
         # production WSGI server for `wxcli serve`: request limits and timeouts, not hand-rolled
         "waitress>=3.0",
+        # parses the untrusted XML inside messages: refuses DTDs, entities, external references
+        "defusedxml>=0.7",
     ],
     extras_require={
         "dev": [

@@ -147,3 +147,20 @@ def test_no_archive_is_a_clear_error(capsys):
 def test_bad_since_is_a_usage_error(archive_url, capsys):
     code, _, err = history(capsys, "--db", archive_url, "--since", "last tuesday")
     assert code == 2 and "cannot read the time" in err
+
+
+def test_grep_matches_like_wildcards_literally(db_url, wx_home, capsys):
+    a = Archive(db_url, wx_home)
+    ing = Ingestor(a, a.account_id(42, "me"), "sid", self_user="@me", self_nickname="me")
+    texts = ["order_id 7", "orderXid 7", "50% off", "50 percent off", r"C:\tmp\x", "C:tmpx"]
+    ing.store([msg(20 + i, t, ago=1 - i / 100) for i, t in enumerate(texts)], None)
+    a.close()
+
+    def grep(pattern):
+        out = history(capsys, "--db", db_url, "--json", "--grep", pattern)[1]
+        return [r["text"] for r in rows(out)]
+
+    assert grep("order_id") == ["order_id 7"]
+    assert grep("50%") == ["50% off"]
+    assert grep("C:\\tmp") == [r"C:\tmp\x"]
+    assert grep("\\") == [r"C:\tmp\x"]

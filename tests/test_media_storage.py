@@ -130,6 +130,28 @@ def test_media_key_uses_the_timestamps_own_calendar_day():
 # --- local store ----------------------------------------------------------------------------
 
 
+@pytest.fixture
+def umask_000():
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_local_put_is_private_even_under_umask_000(tmp_path, umask_000):
+    root = tmp_path / "media"
+    stored = LocalMediaStore(root).put(JPEG, content_type="image/jpeg", when=WHEN)
+    path = root / stored.key
+    assert path.stat().st_mode & 0o777 == 0o600
+    folders = [root, root / "2024", root / "2024/03", root / "2024/03/01"]
+    assert [oct(f.stat().st_mode & 0o777) for f in folders] == [oct(0o700)] * 4
+    # A later day under an existing year: the new month/day folders are private too.
+    later = LocalMediaStore(root).put(PNG, content_type="image/png", when=WHEN.replace(month=4))
+    for f in ((root / later.key).parent, (root / later.key).parent.parent):
+        assert f.stat().st_mode & 0o777 == 0o700, f
+
+
 def test_local_put_writes_a_content_addressed_file(tmp_path):
     root = tmp_path / "media"
     store = LocalMediaStore(root)
@@ -148,21 +170,6 @@ def test_local_put_writes_a_content_addressed_file(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o600
     assert root.stat().st_mode & 0o777 == 0o700  # created by the store: private by default
     assert store.name == "local"
-
-
-def test_local_media_is_private_at_every_level_even_under_umask_000(tmp_path):
-    root = tmp_path / "deep" / "media"
-    old = os.umask(0)
-    try:
-        stored = LocalMediaStore(root).put(JPEG, content_type="image/jpeg", when=WHEN)
-    finally:
-        os.umask(old)
-    path = root / stored.key
-    assert path.stat().st_mode & 0o777 == 0o600
-    d = path.parent
-    while d != tmp_path:  # dd, mm, yyyy, media, deep: every folder the store made
-        assert d.stat().st_mode & 0o777 == 0o700, d
-        d = d.parent
 
 
 def test_local_identical_content_is_stored_once(tmp_path):

@@ -978,12 +978,51 @@ BILLION_LAUGHS = (
 )
 
 
-@pytest.mark.parametrize("payload", [BILLION_LAUGHS, BILLION_LAUGHS.replace("DOCTYPE", "doctype")])
+EXTERNAL_ENTITY = (
+    '<?xml version="1.0"?><!DOCTYPE msg [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+    "<msg><appmsg><title>&xxe;</title><type>5</type></appmsg></msg>"
+)
+PARAMETER_ENTITY = (
+    '<!DOCTYPE msg [<!ENTITY % p SYSTEM "http://127.0.0.1:9/x.dtd"> %p;]>'
+    "<msg><appmsg><title>t</title><type>5</type></appmsg></msg>"
+)
+PLAIN_DTD = (
+    '<!DOCTYPE msg SYSTEM "x.dtd"><msg><appmsg><title>t</title><type>5</type></appmsg></msg>'
+)
+# `&excl;` is the HTML name of "!": repair() resolves it, which used to turn this into a DTD after
+# the hand-written guard had looked.
+EXCL_BYPASS = BILLION_LAUGHS.replace("<!", "<&excl;")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [BILLION_LAUGHS, EXTERNAL_ENTITY, PARAMETER_ENTITY, PLAIN_DTD, EXCL_BYPASS],
+    ids=["billion-laughs", "external-entity", "parameter-entity", "dtd", "excl-bypass"],
+)
 def test_dtd_payloads_are_rejected(payload: str) -> None:
     assert parse_appmsg(payload) is None
     assert parse_recall(payload) is None
     assert parse_media_xml(payload) == NO_HINTS
     assert parse_card(payload, None) is None
+
+
+@pytest.mark.parametrize(
+    "payload", [BILLION_LAUGHS, EXCL_BYPASS, EXTERNAL_ENTITY], ids=["laughs", "excl", "xxe"]
+)
+def test_xmlutil_parse_refuses_entity_declarations_with_a_typed_error(payload: str) -> None:
+    prepared = xmlutil.prepare(payload)
+    assert prepared is not None
+    with pytest.raises(xmlutil.UnsafeXMLError):
+        xmlutil.parse(prepared)
+
+
+def test_malformed_dtd_falls_back_without_expanding() -> None:
+    # Lower-case "doctype" is no DTD to expat, just bad XML: the regex fallback reads it and must
+    # leave entity references as they are.
+    payload = BILLION_LAUGHS.replace("DOCTYPE", "doctype")
+    info = parse_appmsg(payload)
+    assert info is None or "lol" not in info.title.replace("&lol2;", "")
+    assert parse_recall(payload) is None or "lollol" not in repr(parse_recall(payload))
 
 
 def test_huge_payload_is_bounded() -> None:

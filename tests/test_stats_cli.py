@@ -11,6 +11,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 import uuid
 from pathlib import Path
@@ -216,17 +217,27 @@ def test_report_as_json_terminal_and_html(cli, tmp_path):
     code, out, _ = cli("report", *PERIOD)
     assert code == 0 and "热门词汇" in out and "潜水成员" in out
     page = tmp_path / "r.html"
-    old_umask = os.umask(0)
-    try:
-        code, _, err = cli("report", *PERIOD, "--html", str(page))
-    finally:
-        os.umask(old_umask)
+    code, _, err = cli("report", *PERIOD, "--html", str(page))
     assert code == 0 and f"Wrote {page}" in err
-    assert page.stat().st_mode & 0o777 == 0o600  # customers' messages: private by default
     html = page.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "快递" in html and "http://" not in html
     code, _, err = cli("report", *PERIOD, "--html", str(tmp_path / "no" / "such" / "r.html"))
     assert_one_error(code, err, "cannot write")
+
+
+def test_html_report_is_private_even_under_umask_000(cli, tmp_path):
+    # The report quotes customer messages: 0600 whatever the umask, also over an existing file.
+    page = tmp_path / "r.html"
+    page.write_text("old")
+    page.chmod(0o644)
+    old = os.umask(0)
+    try:
+        code, _, _ = cli("report", *PERIOD, "--html", str(page))
+    finally:
+        os.umask(old)
+    assert code == 0 and page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert stat.S_IMODE(page.stat().st_mode) == 0o600
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
 # --- what the user is told -----------------------------------------------------------------------

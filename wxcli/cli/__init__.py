@@ -18,6 +18,7 @@ import click
 
 from wxcli import __version__
 from wxcli.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, WxError
+from wxcli.textutil import safe_text
 
 #: subcommand -> (module under wxcli.cli, attribute)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -124,7 +125,8 @@ def run(args: list[str], debug: bool = False) -> int:
     except WxError as exc:
         if debug:
             raise
-        click.echo(f"Error: {exc}", err=True)
+        # Messages can quote chat names and server text: shown, never obeyed by the terminal.
+        click.echo(f"Error: {safe_text(str(exc), multiline=True)}", err=True)
         return exc.exit_code
     except BrokenPipeError:
         # `wxcli history | head`: the reader went away; that is not an error.
@@ -137,7 +139,7 @@ def run(args: list[str], debug: bool = False) -> int:
         if debug:
             raise
         logging.getLogger("wxcli").debug("unexpected error", exc_info=True)
-        click.echo(f"Error: unexpected {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"Error: unexpected {type(exc).__name__}: {safe_text(str(exc))}", err=True)
         click.echo("This is a bug in wxcli; rerun with --debug for the traceback.", err=True)
         if os.environ.get("WXCLI_TRACEBACK"):
             traceback.print_exc()

@@ -9,6 +9,7 @@ import click
 
 from wxcli.alerts.settings import RULE_KINDS
 from wxcli.cli._context import AppContext
+from wxcli.textutil import safe_text
 
 PRESETS = ("generic", "dingtalk", "wecom", "feishu")
 
@@ -436,7 +437,7 @@ def test(app: AppContext, channel: str | None, as_json: bool) -> int:
         elif result.ok:
             click.echo(f"{name}: delivered in {result.seconds:.2f} s ({built[name].target})")
         else:
-            click.echo(f"{name}: FAILED: {result.error}", err=True)
+            click.echo(f"{name}: FAILED: {safe_text(str(result.error))}", err=True)
     if history is not None:
         history.close_thread()
     return 1 if failed else 0
@@ -493,10 +494,9 @@ def history(
     if not records:
         click.echo(f"No alerts since {since}.", err=True)
         return
-    from rich.markup import escape
     from rich.table import Table
 
-    from wxcli.cli._output import out_console
+    from wxcli.cli._output import markup_safe, out_console
 
     colours = {"delivered": "green", "failed": "red", "skipped": "yellow", "quiet": "dim"}
     table = Table(show_header=True, header_style="bold", expand=True)
@@ -512,14 +512,14 @@ def history(
             state += f" ×{r.attempts}"
         if r.digest:
             state += " (digest)"
-        body = escape(r.title)
+        body = markup_safe(r.title)
         if r.error:
-            body += f"\n[red]{escape(r.error)}[/]"
+            body += f"\n[red]{markup_safe(r.error)}[/]"
         table.add_row(
             r.fired_at.astimezone(tz).strftime("%m-%d %H:%M:%S"),
-            escape(r.rule),
+            markup_safe(r.rule),
             r.kind,
-            escape(r.channel or "-"),
+            markup_safe(r.channel or "-"),
             state,
             body,
         )

@@ -44,10 +44,15 @@ def contacts(app: AppContext, query: str | None, kind: str | None, as_json: bool
     table = Table(title=f"{len(found)} {label.get(kind or '', 'contacts')}", show_lines=False)
     for col in ("name", "remark", "kind", "members", "id"):
         table.add_column(col, overflow="fold" if col == "name" else "ellipsis")
+    from rich.text import Text
+
+    from wxcli.textutil import safe_text
+
     for c in found:
+        # Names are chosen by anyone: Text keeps "[bold]" literal, safe_text shows escapes.
         table.add_row(
-            c.nickname,
-            c.remark,
+            Text(safe_text(c.nickname)),
+            Text(safe_text(c.remark)),
             c.kind,
             str(c.member_count) if c.is_group else "",
             c.user_name[:16] + "…",

@@ -62,8 +62,9 @@ def history(
     if not rows:
         click.echo("No messages match.", err=True)
         return
-    from rich.markup import escape
     from rich.table import Table
+
+    from wxcli.cli._output import markup_safe
 
     table = Table(show_header=True, header_style="bold", expand=True, show_lines=False)
     table.add_column("time", no_wrap=True, style="dim")
@@ -77,11 +78,11 @@ def history(
             body = f"{label} {body}".strip()
             if r.media_url:
                 body += f" {r.media_url}"
-        body = escape(body)
+        body = markup_safe(body, multiline=True)  # text from WeChat: no markup, no escapes
         if r.revoked:
             body = f"[strike]{body}[/strike] [red](recalled)[/]"
         if r.sentiment is not None and r.sentiment < 0.3:
             body += f" [red]({r.sentiment:.2f})[/]"
         when = r.created_at.astimezone(tz).strftime("%m-%d %H:%M:%S")
-        table.add_row(when, escape(r.chat), escape(r.sender), body)
+        table.add_row(when, markup_safe(r.chat), markup_safe(r.sender), body)
     out_console().print(table)

@@ -40,7 +40,9 @@ def _report(outcome, as_json: bool) -> None:
 
         emit_json(outcome.to_json())
     else:
-        click.echo(f"Sent to {outcome.to_name} (MsgID {outcome.msg_id}).", err=True)
+        from wxcli.textutil import safe_text
+
+        click.echo(f"Sent to {safe_text(outcome.to_name)} (MsgID {outcome.msg_id}).", err=True)
 
 
 @click.group()

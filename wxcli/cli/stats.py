@@ -472,9 +472,9 @@ def report(run: _Run, top: int, html_path: str | None, title: str | None) -> Non
 
         path = Path(html_path)
         try:
+            # Customer messages: private (0600 whatever the umask) and never half-written.
             if not path.parent.is_dir():  # a typo in the folder is an error, not a new folder
                 raise FileNotFoundError(2, "No such file or directory")
-            # Customers' messages: private (0600) whatever the umask, and never half-written.
             atomic_write_bytes(path, page.encode("utf-8"), mode=0o600)
         except OSError as exc:
             from wxcli.errors import UsageError

@@ -22,16 +22,16 @@ from urllib.parse import urlsplit
 
 from wxcli.config import Config
 from wxcli.errors import ConfigError, StorageError
-from wxcli.fileutil import atomic_write_bytes, private_dir
+from wxcli.fileutil import atomic_write_bytes
 from wxcli.paths import ProfilePaths
 
 log = logging.getLogger(__name__)
 
 OCTET_STREAM = "application/octet-stream"
 
-#: Customers' images are private by default at every level: files 0600 and every folder wxcli
-#: creates (the root and each ``yyyy/mm``) 0700, whatever the umask. An operator who serves the
-#: folder runs the web server as the wxcli user or grants it access with an ACL.
+#: Chat images are customer data: files 0600 and every folder wxcli creates (the root and each
+#: ``yyyy/mm/dd`` level) 0700, whatever the umask. An operator who serves ``[media] dir`` on
+#: purpose opens it up themselves (e.g. a group and ``chmod -R g+rX``).
 LOCAL_FILE_MODE = 0o600
 
 _SEGMENT = r"[A-Za-z0-9_][A-Za-z0-9._-]*"
@@ -304,7 +304,7 @@ class LocalMediaStore:
             raise StorageError(f"cannot read media folder {path.parent}: {exc.strerror}") from exc
         if not existed:
             try:
-                private_dir(self.root)
+                # atomic_write_bytes makes every missing folder (yyyy/mm/dd, the root) 0700
                 atomic_write_bytes(path, data, mode=LOCAL_FILE_MODE)
             except OSError as exc:
                 raise StorageError(f"cannot write media file {path}: {exc.strerror}") from exc

@@ -255,7 +255,12 @@ class _Doc:
 
 def _open(content: str) -> _Doc | None:
     prepared = xmlutil.prepare(content) if content else None
-    return _Doc(prepared) if prepared is not None else None
+    if prepared is None:
+        return None
+    try:
+        return _Doc(prepared)
+    except xmlutil.UnsafeXMLError:
+        return None  # a DTD or entity declaration: the payload is refused as a whole
 
 
 def _fix_url(url: str) -> str:

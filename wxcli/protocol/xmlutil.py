@@ -11,12 +11,13 @@ import html
 import re
 import xml.etree.ElementTree as ET
 
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as _defused_fromstring
+
 #: Longest payload we look at; anything beyond is cut off so a huge payload cannot stall the loop.
 MAX_XML_CHARS = 64 * 1024
 
 _XML_ENTITIES = frozenset({"lt", "gt", "amp", "quot", "apos"})
-# DTDs are where entity bombs live; no legitimate WeChat payload carries one.
-_UNSAFE_RE = re.compile(r"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 # Characters XML 1.0 forbids even as references; expat rejects the whole document for one of them.
 _BAD_XML_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _AMP_RE = re.compile(r"&(#[0-9]{1,8};|#[xX][0-9a-fA-F]{1,8};|[A-Za-z][A-Za-z0-9]{0,31};)?")
@@ -24,9 +25,21 @@ _ATTR_RE = re.compile(r"""([A-Za-z_][\w.:-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
-def is_unsafe(text: str) -> bool:
-    """True when *text* declares a DTD or entities, which we refuse to parse at all."""
-    return "<!" in text and _UNSAFE_RE.search(text) is not None
+class UnsafeXMLError(ValueError):
+    """The payload declares a DTD, entities or external references; it is refused, not parsed.
+
+    A hand-written pre-check could be bypassed (``<&excl;DOCTYPE`` became ``<!DOCTYPE`` after
+    :func:`repair`), so the refusal comes from defusedxml, which sees what the parser sees.
+    """
+
+
+def _fromstring(text: str) -> ET.Element:
+    try:
+        return _defused_fromstring(
+            text, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
+    except DefusedXmlException as exc:
+        raise UnsafeXMLError(type(exc).__name__) from exc
 
 
 def _valid_xml_codepoint(cp: int) -> bool:
@@ -72,29 +85,30 @@ def prepare(text: str) -> str | None:
     start = text.find("<")
     if start < 0:
         return None
-    text = text[start : start + MAX_XML_CHARS]
-    if is_unsafe(text):
-        return None
-    return text
+    return text[start : start + MAX_XML_CHARS]
 
 
 def parse(text: str) -> ET.Element | None:
     """Parse an already :func:`prepare`-d payload, retrying once after :func:`repair`.
 
     Returns ``None`` when the payload is not well-formed even after repair (e.g. truncated); the
-    callers then fall back to :func:`regex_attrs` / :func:`regex_text`.
+    callers then fall back to :func:`regex_attrs` / :func:`regex_text`, which never expand
+    entities. Raises :class:`UnsafeXMLError` for a DTD or entity declaration, before or after
+    repair, so callers can drop the payload instead of reading it half.
     """
-    # Safe without defusedxml: prepare() rejected any DTD, so expat knows only the five predefined
-    # entities, and str input is always decoded as UTF-8 (no encoding tricks can hide a DOCTYPE).
     try:
-        return ET.fromstring(text)  # noqa: S314
+        return _fromstring(text)
+    except UnsafeXMLError:
+        raise
     except (ET.ParseError, ValueError, RecursionError):
         pass
     fixed = repair(text)
     if fixed == text:
         return None
     try:
-        return ET.fromstring(fixed)  # noqa: S314
+        return _fromstring(fixed)
+    except UnsafeXMLError:
+        raise
     except (ET.ParseError, ValueError, RecursionError):
         return None
 

@@ -98,8 +98,9 @@ def query_history(
     if until is not None:
         q = q.where(M.created_at < naive(until))
     if grep:
-        like = grep.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        q = q.where(M.text.contains(like) | M.title.contains(like))
+        # peewee's contains() escapes LIKE wildcards itself; escaping here too made `_`, `%`
+        # and `\` match only their doubled forms.
+        q = q.where(M.text.contains(grep) | M.title.contains(grep))
     if kinds:
         q = q.where(M.kind.in_(list(kinds)))
     q = q.order_by(M.created_at.desc(), M.id.desc()).limit(limit)
