@@ -107,12 +107,18 @@ class AppContext:
             root.removeHandler(old)
         handler = logging.StreamHandler(sys.stderr)
         handler._wxcli = True  # type: ignore[attr-defined]
-        handler.addFilter(RedactingFilter(self._configured_secrets()))
+        redacting = RedactingFilter()
+        handler.addFilter(redacting)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
         root.setLevel(level)
-        if level > logging.DEBUG:
-            logging.getLogger("urllib3").setLevel(logging.WARNING)
+        # Set both ways: an earlier run() in this process may have quietened it.
+        logging.getLogger("urllib3").setLevel(
+            logging.WARNING if level > logging.DEBUG else logging.NOTSET
+        )
         # peewee logs every statement with its parameters at DEBUG: session ids, sync keys and
         # customer messages no pattern can tell apart. -vv is for the protocol, not the SQL.
         logging.getLogger("peewee").setLevel(logging.INFO)
+        # After the handler is in place, so warnings the config load logs are shown.
+        for value in self._configured_secrets():
+            redacting.add_secret(value)
