@@ -64,6 +64,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "media": _k(bool, True, "download images as they arrive"),
         "spin_threshold": _k(int, 5, "empty syncs in a row before backing off"),
         "serve": _k(bool, False, "also run the REST shim inside watch"),
+        "db_retry_seconds": _k(NUM, 2.0, "while the database is down, try it again this often"),
     },
     "media": {
         "dir": _k(str, "", "local media folder; empty = <home>/media"),

@@ -19,7 +19,7 @@ def status(app: AppContext, as_json: bool, no_check: bool) -> int:
     5 when the server could not be reached to tell (4 when it answered nonsense).
     """
     from wxcli import account
-    from wxcli.cli._output import emit_json, human_duration, out_console
+    from wxcli.cli._output import emit_json, human_duration, markup_safe, out_console
     from wxcli.errors import EXIT_NETWORK
 
     stale = float(app.config.get("keepalive", "stale_minutes")) * 60
@@ -32,7 +32,8 @@ def status(app: AppContext, as_json: bool, no_check: bool) -> int:
             con.print(f"Not logged in (profile {report.profile}). Run `wxcli login`.")
         else:
             alive = {True: "[green]alive[/]", False: "[red]expired[/]", None: "[yellow]unknown[/]"}
-            con.print(f"Account:   {report.nickname} (uin {report.uin}, profile {report.profile})")
+            name = markup_safe(report.nickname)  # a nickname may spell [bold] or escapes
+            con.print(f"Account:   {name} (uin {report.uin}, profile {report.profile})")
             con.print(
                 f"Logged in: {report.login_time.astimezone():%Y-%m-%d %H:%M:%S %Z} "
                 f"({human_duration(report.session_age_seconds)} ago)"

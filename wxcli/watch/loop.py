@@ -150,7 +150,7 @@ class Watcher:
         self._writer: threading.Thread | None = None
         self._writer_error: BaseException | None = None
         #: How long a worker waits before trying a database that did not answer.
-        self.db_retry_seconds = float(config.data["watch"].get("db_retry_seconds", 2.0))
+        self.db_retry_seconds = float(config.data["watch"]["db_retry_seconds"])
 
     # ------------------------------------------------------------------ public
 
