@@ -370,3 +370,105 @@ def test_https_checks_the_certificate_against_the_url_host(tls_origin):
     )
     with pytest.raises(MediaFetchError):
         default.fetch("https://localhost/photo.jpg")
+
+
+class DripServer:
+    """An origin that sends its answer one byte every ``interval`` seconds (headers included):
+    every single read succeeds, so only a deadline on the whole fetch can end it."""
+
+    def __init__(self, interval: float = 0.1, in_headers: bool = True):
+        import socketserver
+
+        self.interval = interval
+        self.in_headers = in_headers
+        self.stopping = threading.Event()
+        body = b"\x89PNG\r\n\x1a\n" + b"0" * 500
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n" % len(
+            body
+        )
+        outer = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                self.request.recv(65536)
+                data = head + body
+                start = 0 if outer.in_headers else len(head)
+                if start:
+                    self.request.sendall(head)
+                for i in range(start, len(data)):
+                    if outer.stopping.wait(outer.interval):
+                        return
+                    try:
+                        self.request.sendall(data[i : i + 1])
+                    except OSError:
+                        return
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> DripServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("in_headers", [True, False], ids=["headers", "body"])
+def test_a_dripping_origin_is_cut_at_the_total_deadline(in_headers):
+    import time as _time
+
+    with DripServer(interval=0.1, in_headers=in_headers) as drip:
+        fetcher = UrlFetcher(
+            max_bytes=100_000,
+            timeout=0.8,
+            resolver=lambda host, port: [PUBLIC],
+            connector=lambda ip, port, t: socket.create_connection(("127.0.0.1", drip.port), t),
+        )
+        started = _time.monotonic()
+        with pytest.raises(MediaFetchError, match=r"longer than 0\.8 s"):
+            fetcher.fetch("http://images.example.com/drip.png")
+        assert _time.monotonic() - started < 1.5  # the drip alone would take ~60 s
+
+
+def test_slow_image_urls_never_take_the_api_down(sim, wx_home):
+    """Eight requests whose image_url drips: at most half the worker threads fetch (the rest get
+    429 at once), every fetch ends at its deadline, and /v1/health answers throughout."""
+    import time as _time
+    from concurrent.futures import ThreadPoolExecutor
+
+    profile = logged_in(sim, wx_home, serve={"allow_private_urls": False, "threads": 4})
+    created = AppStore(profile.paths.apps).add("ops")
+    auth = {"Authorization": f"Bearer {created.app.app_id}:{created.app_key}"}
+    with DripServer(interval=0.2) as drip:
+        fetcher = UrlFetcher(
+            max_bytes=100_000,
+            timeout=1.5,
+            resolver=lambda host, port: [PUBLIC],
+            connector=lambda ip, port, t: socket.create_connection(("127.0.0.1", drip.port), t),
+        )
+        app = RestApp(profile.paths, profile.config, fetcher=fetcher)
+        with start_server(profile.paths, profile.config, "127.0.0.1", 0, app=app) as handle:
+            body = {"to": "内部员工群", "image_url": "http://images.example.com/drip.png"}
+
+            def post(_):
+                return requests.post(
+                    f"{handle.url}/v1/msg/image", json=body, headers=auth, timeout=20
+                )
+
+            with ThreadPoolExecutor(8) as pool:
+                futures = [pool.submit(post, i) for i in range(8)]
+                _time.sleep(0.3)  # the fetches are under way
+                for _ in range(3):
+                    started = _time.monotonic()
+                    health = requests.get(f"{handle.url}/v1/health", timeout=5)
+                    assert health.status_code in (200, 503)
+                    assert _time.monotonic() - started < 1.0
+                statuses = sorted(f.result().status_code for f in futures)
+    assert statuses.count(429) >= 6 - 2  # only the fetch slots (threads // 2) waited
+    assert set(statuses) <= {422, 429}
+    assert profile.sim.control.sent() == []

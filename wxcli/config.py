@@ -112,7 +112,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "allow_query_key": _k(bool, False, "accept the legacy ?appkey= (insecure)"),
         "max_body_bytes": _k(int, 25 * MiB, "largest request body"),
         "threads": _k(int, 8, "worker threads"),
-        "image_url_timeout": _k(NUM, 10.0, "seconds to fetch an image_url"),
+        "image_url_timeout": _k(
+            NUM, 10.0, "seconds to fetch an image_url, in all (connect, headers, body)"
+        ),
         "allow_private_urls": _k(bool, False, "let image_url reach private addresses (tests)"),
     },
     "keepalive": {

@@ -9,11 +9,13 @@ re-vetted at each hop, and size and total time are bounded.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import logging
 import socket
 import ssl
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -291,6 +293,22 @@ class UrlFetcher:
             )
         else:
             conn = _PinnedHTTPConnection(ip, target.port, remaining, self.connector)
+        # Socket timeouts bound each read, not the whole fetch: an origin dripping a byte every
+        # few seconds (in the headers or the body) would never trip them. A watchdog shuts the
+        # socket down at the deadline, which ends any blocked read at once.
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            sock = conn.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        watchdog = threading.Timer(remaining, expire)
+        watchdog.daemon = True
+        watchdog.start()
+        too_slow = MediaFetchError(f"fetching the image took longer than {self.timeout:g} s")
         try:
             conn.putrequest("GET", target.target, skip_host=True, skip_accept_encoding=True)
             conn.putheader("Host", target.host_header)
@@ -311,8 +329,8 @@ class UrlFetcher:
             chunks: list[bytes] = []
             size = 0
             while True:
-                if time.monotonic() > deadline:
-                    raise MediaFetchError(f"fetching the image took longer than {self.timeout:g} s")
+                if expired.is_set() or time.monotonic() > deadline:
+                    raise too_slow
                 chunk = resp.read(65536)
                 if not chunk:
                     break
@@ -320,12 +338,15 @@ class UrlFetcher:
                 if size > self.max_bytes:
                     raise MediaTooLargeError(f"image is over the limit of {self.max_bytes} bytes")
                 chunks.append(chunk)
+            if expired.is_set():  # the watchdog's shutdown reads as an early end of the body
+                raise too_slow
             return 200, "", b"".join(chunks)
         except (OSError, http.client.HTTPException) as exc:
-            if isinstance(exc, TimeoutError):
-                raise MediaFetchError(f"fetching the image took longer than {self.timeout:g} s")
+            if isinstance(exc, TimeoutError) or expired.is_set():
+                raise too_slow from None
             raise MediaFetchError(f"cannot fetch the image: {type(exc).__name__}: {exc}")
         finally:
+            watchdog.cancel()
             conn.close()
 
 

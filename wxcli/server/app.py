@@ -232,6 +232,9 @@ class RestApp:
             timeout=float(serve["image_url_timeout"]),
             allow_private=bool(serve["allow_private_urls"]),
         )
+        # image_url fetches wait on other people's servers: at most half the worker threads
+        # may do so at once, so slow origins can never take the threads health and sends need.
+        self._fetch_slots = threading.BoundedSemaphore(max(int(serve["threads"]) // 2, 1))
         self._openapi = _json_body(
             openapi_document(
                 allow_query_key=self.allow_query_key,
@@ -645,8 +648,18 @@ class RestApp:
             if upload is not None:
                 filename, data = upload
                 loaded.append(image_from_bytes(data, filename or "image", max_bytes=self.max_image))
+            elif not self._fetch_slots.acquire(blocking=False):
+                raise ApiError(
+                    429,
+                    "too_many_fetches",
+                    "too many image_url fetches are under way; retry shortly or upload the file",
+                    headers=[("Retry-After", "1")],
+                )
             else:
-                loaded.append(self.fetcher.fetch(url))
+                try:
+                    loaded.append(self.fetcher.fetch(url))
+                finally:
+                    self._fetch_slots.release()
 
         def deliver(recipient: Contact, extra: dict[str, Any]) -> Any:
             extra["via"] = "rest"
