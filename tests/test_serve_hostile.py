@@ -90,3 +90,49 @@ def test_a_corrupt_session_file_is_a_503_or_4xx_never_a_500(server, profile, ops
     ):
         assert resp.status_code != 500 and resp.status_code >= 400, resp.text
         error_of(resp)
+
+
+def test_a_signed_request_is_accepted_once_across_servers_and_restarts(profile, ops):  # noqa: F811
+    """The nonce store is shared by every serve process of the home: a replay to a second
+    server, or to the same one after a restart, is refused."""
+    from wxcli.server.app import start_server
+
+    body = b'{"to": "\\u4e91\\u5e06Pro\\u5ba2\\u670d1\\u7fa4", "text": "once"}'
+    headers = {
+        **signed_headers(ops[0], ops[1], "POST", "/v1/msg/text", body, nonce="n" * 24),
+        "Content-Type": "application/json",
+    }
+    first = start_server(profile.paths, profile.config, "127.0.0.1", 0)
+    second = start_server(profile.paths, profile.config, "127.0.0.1", 0)
+    try:
+        r = requests.post(f"{first.url}/v1/msg/text", data=body, headers=headers, timeout=10)
+        assert r.status_code == 200, r.text
+        r = requests.post(f"{second.url}/v1/msg/text", data=body, headers=headers, timeout=10)
+        assert r.status_code == 401 and error_of(r)["code"] == "replayed_nonce"
+    finally:
+        first.stop()
+        second.stop()
+    restarted = start_server(profile.paths, profile.config, "127.0.0.1", 0)
+    try:
+        r = requests.post(f"{restarted.url}/v1/msg/text", data=body, headers=headers, timeout=10)
+        assert r.status_code == 401 and error_of(r)["code"] == "replayed_nonce"
+    finally:
+        restarted.stop()
+    assert [s["text"] for s in profile.sim.control.sent()] == ["once"]
+    assert profile.paths.nonces.stat().st_mode & 0o777 == 0o600
+
+
+def test_one_app_filling_its_nonce_quota_does_not_block_another(tmp_path):
+    from wxcli.server.auth import AuthError, SharedNonceStore
+
+    store = SharedNonceStore(tmp_path / "nonces.sqlite", per_app=3)
+    try:
+        for i in range(3):
+            assert store.use("greedy", f"nonce-{i}", 1000.0)
+        with pytest.raises(AuthError, match="too many signed requests"):
+            store.use("greedy", "nonce-3", 1000.0)
+        assert store.use("other", "nonce-0", 1000.0)  # others are not affected
+        assert not store.use("other", "nonce-0", 1001.0)  # a replay
+        assert store.use("greedy", "nonce-4", 1000.0 + 2 * store.window + 1)  # expired: room again
+    finally:
+        store.close()

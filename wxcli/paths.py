@@ -60,6 +60,8 @@ class ProfilePaths:
         self.spool = self.home / f"spool{suffix}.jsonl"
         self.qr_png = self.home / f"login-qr{suffix}.png"
         self.apps = self.home / "apps.json"
+        # used request-signing nonces, shared by every serve process of this home (like apps)
+        self.nonces = self.home / "nonces.sqlite"
         self.media_dir = self.home / "media"
         self.default_db = self.home / "wxcli.db"
         self.config = self.home / "wxcli.toml"

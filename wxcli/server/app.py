@@ -48,7 +48,14 @@ from wxcli.media_input import (
 )
 from wxcli.pacer import PacerQueueFullError
 from wxcli.sending import MAX_TEXT_CHARS, AuditSink, Sender, chat_names
-from wxcli.server.auth import App, AppStore, Authenticator, AuthError, Credentials
+from wxcli.server.auth import (
+    App,
+    AppStore,
+    Authenticator,
+    AuthError,
+    Credentials,
+    SharedNonceStore,
+)
 from wxcli.server.openapi import openapi_document
 
 if TYPE_CHECKING:
@@ -225,7 +232,10 @@ class RestApp:
             self.sender.audit = self.audit
         self.store = store or AppStore(paths.apps)
         self.auth = authenticator or Authenticator(
-            self.store, allow_query_key=self.allow_query_key, clock=clock
+            self.store,
+            allow_query_key=self.allow_query_key,
+            clock=clock,
+            nonces=SharedNonceStore(paths.nonces),
         )
         self.fetcher = fetcher or UrlFetcher(
             max_bytes=self.max_image,
@@ -242,6 +252,12 @@ class RestApp:
                 max_image_bytes=self.max_image,
             )
         )
+
+    def close(self) -> None:
+        """Release what the app holds open (the shared nonce store)."""
+        close = getattr(self.auth.nonces, "close", None)
+        if close is not None:
+            close()
 
     # ------------------------------------------------------------------ WSGI
 
@@ -694,6 +710,8 @@ class ServerHandle:
         except OSError:
             pass
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.app.close()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server stops; True when it has."""

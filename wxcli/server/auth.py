@@ -21,6 +21,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 import threading
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from wxcli.errors import UsageError, WxError
-from wxcli.fileutil import atomic_write_json, locked
+from wxcli.fileutil import atomic_write_json, locked, private_dir
 
 STORE_VERSION = 1
 SIGNING_LABEL = b"wxcli-sign-v1"
@@ -256,6 +257,76 @@ class NonceCache:
             return True
 
 
+class SharedNonceStore:
+    """Nonces in a small SQLite file, so every ``serve`` process of the home (and the next one
+    after a restart) refuses a replay that another already accepted.
+
+    Bounded per app: one key holder flooding fresh nonces fills only its own quota
+    (``per_app``) and is refused with ``nonce_cache_full``; other apps are not affected.
+    """
+
+    def __init__(self, path: Path, window: float = SIGNATURE_WINDOW, per_app: int = 50_000) -> None:
+        import sqlite3
+
+        self.window = window
+        self.per_app = per_app
+        self._lock = threading.Lock()
+        path = Path(path)
+        private_dir(path.parent)
+        # Create it 0600 before SQLite does (SQLite would use 0644 minus the umask).
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        self._db = sqlite3.connect(
+            path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS nonce (app_id TEXT NOT NULL, nonce TEXT NOT NULL,"
+            " expires REAL NOT NULL, PRIMARY KEY (app_id, nonce))"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS nonce_expires ON nonce (expires)")
+        self._next_sweep = 0.0
+
+    def use(self, app_id: str, nonce: str, now: float) -> bool:
+        """Record the nonce; False when any process already used it (a replay)."""
+        import sqlite3
+
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    if now >= self._next_sweep:
+                        self._db.execute("DELETE FROM nonce WHERE expires <= ?", (now,))
+                        self._next_sweep = now + 5.0
+                    used = self._db.execute(
+                        "SELECT 1 FROM nonce WHERE app_id = ? AND nonce = ? AND expires > ?",
+                        (app_id, nonce, now),
+                    ).fetchone()
+                    if used:
+                        return False
+                    (count,) = self._db.execute(
+                        "SELECT COUNT(*) FROM nonce WHERE app_id = ? AND expires > ?",
+                        (app_id, now),
+                    ).fetchone()
+                    if count >= self.per_app:
+                        raise AuthError(
+                            "nonce_cache_full", "too many signed requests; retry shortly"
+                        )
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO nonce (app_id, nonce, expires) VALUES (?, ?, ?)",
+                        (app_id, nonce, now + 2 * self.window),
+                    )
+                finally:
+                    self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                # Fail closed: without the store a replay cannot be ruled out.
+                raise AuthError("nonce_store_unavailable", f"cannot check the nonce: {exc}")
+            return True
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
 @dataclass
 class Credentials:
     """What the request presented (headers and, if allowed, the legacy query key)."""
@@ -277,7 +348,7 @@ class Authenticator:
         *,
         allow_query_key: bool = False,
         clock: Callable[[], float] = time.time,
-        nonces: NonceCache | None = None,
+        nonces: NonceCache | SharedNonceStore | None = None,
     ):
         self.store = store
         self.allow_query_key = allow_query_key
