@@ -61,6 +61,8 @@ setup(
             "Pillow>=10.0",
             "cryptography>=41",  # self-signed TLS certs for the SMTP/webhook test servers
             "openapi-spec-validator>=0.7",  # checks /openapi.json of `wxcli serve`
+            # an independent case generator over the same document: no route may answer 5xx
+            "schemathesis>=4.0",
         ],
     },
     entry_points={"console_scripts": ["wxcli = wxcli.cli:main"]},
