@@ -136,3 +136,47 @@ def test_one_app_filling_its_nonce_quota_does_not_block_another(tmp_path):
         assert store.use("greedy", "nonce-4", 1000.0 + 2 * store.window + 1)  # expired: room again
     finally:
         store.close()
+
+
+def test_slowloris_cannot_take_the_api_down(sim, wx_home):
+    """105 unauthenticated connections from one address, each dripping a header byte: beyond
+    the per-address cap they are closed at once, the rest at the header deadline, and
+    /v1/health (from another loopback address) answers all along."""
+    import socket
+    import time
+
+    from tests.test_send_support import logged_in
+    from wxcli.server.app import start_server
+
+    prof = logged_in(
+        sim, wx_home, serve={"header_timeout": 1.0, "connections_per_client": 20, "threads": 4}
+    )
+    handle = start_server(prof.paths, prof.config, "127.0.0.1", 0)
+    attackers: list[socket.socket] = []
+    try:
+        for _ in range(105):
+            s = socket.socket()
+            s.bind(("127.0.0.2", 0))
+            s.connect(("127.0.0.1", handle.port))
+            s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+            attackers.append(s)
+        started = time.monotonic()
+        closed_at: dict[int, float] = {}
+        while time.monotonic() - started < 2.5:
+            for i, s in enumerate(attackers):
+                if i in closed_at:
+                    continue
+                try:
+                    s.sendall(b"X")
+                except OSError:
+                    closed_at[i] = time.monotonic() - started
+            t0 = time.monotonic()
+            r = requests.get(f"{handle.url}/v1/health", timeout=3)
+            assert r.status_code in (200, 503) and time.monotonic() - t0 < 1.0
+            time.sleep(0.3)
+        # every dripping connection was closed: the surplus at once, the rest by the deadline
+        assert len(closed_at) == 105, len(closed_at)
+    finally:
+        for s in attackers:
+            s.close()
+        handle.stop()

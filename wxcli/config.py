@@ -116,6 +116,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
             NUM, 10.0, "seconds to fetch an image_url, in all (connect, headers, body)"
         ),
         "allow_private_urls": _k(bool, False, "let image_url reach private addresses (tests)"),
+        "header_timeout": _k(NUM, 10.0, "seconds a client may take to send a request's headers"),
+        "connections_per_client": _k(int, 20, "open connections allowed from one address"),
     },
     "keepalive": {
         "stale_minutes": _k(NUM, 5.0, "a watch health record older than this counts as down"),

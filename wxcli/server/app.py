@@ -809,10 +809,64 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _guarded_channel(header_timeout: float, per_client: int) -> type:
+    """A waitress channel that refuses the slowloris tricks waitress itself lets through.
+
+    waitress closes a connection only after ``channel_timeout`` of *silence*, so a client that
+    sends a header byte every few seconds holds its connection forever, and a hundred such
+    clients hold every connection. This channel gives each request's headers a wall-clock
+    deadline and caps the connections one address may keep open.
+    """
+    from waitress.channel import HTTPChannel
+
+    class GuardedChannel(HTTPChannel):  # type: ignore[misc]
+        def __init__(self, server: Any, sock: Any, addr: Any, adj: Any, map: Any = None):
+            super().__init__(server, sock, addr, adj, map=map)
+            self._headers_started: float | None = None
+            host = addr[0] if isinstance(addr, tuple) and addr else addr
+            same = sum(
+                1
+                for ch in list(server.active_channels.values())
+                if ch is not self and isinstance(ch.addr, tuple) and ch.addr[0] == host
+            )
+            if same >= per_client:
+                log.warning("refusing a connection from %s: %d already open", host, same)
+                self.will_close = True
+                self.close()
+
+        def received(self, data: bytes) -> bool:
+            now = time.monotonic()
+            if self.request is None or not self.request.headers_finished:
+                if self._headers_started is None:
+                    self._headers_started = now
+                elif now - self._headers_started > header_timeout:
+                    log.info(
+                        "closing %s: request headers took over %g s", self.addr, header_timeout
+                    )
+                    self.will_close = True
+                    return False
+            result = super().received(data)
+            if self.request is None or self.request.headers_finished:
+                self._headers_started = None  # the next request gets its own deadline
+            return bool(result)
+
+    return GuardedChannel
+
+
 def _create(
     create_server: Callable[..., Any], wsgi: RestApp, sock: socket.socket, serve: dict[str, Any]
 ) -> Any:
-    """waitress with our limits: body and header size, idle timeout, connection cap."""
+    """waitress with our limits: body and header size, idle timeout, connection caps."""
+    server = _create_waitress(create_server, wsgi, sock, serve)
+    server.channel_class = _guarded_channel(
+        float(serve["header_timeout"]), max(int(serve["connections_per_client"]), 1)
+    )
+    return server
+
+
+def _create_waitress(
+    create_server: Callable[..., Any], wsgi: RestApp, sock: socket.socket, serve: dict[str, Any]
+) -> Any:
     return create_server(
         wsgi,
         sockets=[sock],
