@@ -396,15 +396,17 @@ class Ingestor:
                     self.m.RosterEvent.insert_many(roster).execute()
                 if sync_key:
                     self._save_key(sync_key, now)
-        except UNAVAILABLE as exc:
-            self.reset_cache()
-            raise DatabaseUnavailableError(
-                f"{self.archive.url.safe()}: {root_error(exc)}"
-            ) from None
-        except pw.DatabaseError as exc:
-            self.reset_cache()
-            raise StorageError(f"{self.archive.url.safe()}: {root_error(exc)}") from None
+        except (pw.DatabaseError, pw.InterfaceError) as exc:
+            raise self._storage_error(exc) from None
         return IngestResult(inserted=inserted, duplicates=len(records) - inserted)
+
+    def _storage_error(self, exc: pw.DatabaseError | pw.InterfaceError) -> StorageError:
+        """The typed error for a failed write: unavailable (spool and retry) or storage."""
+        self.reset_cache()
+        where = f"{self.archive.url.safe()}: {root_error(exc)}"
+        if isinstance(exc, UNAVAILABLE):
+            return DatabaseUnavailableError(where)
+        return StorageError(where)
 
     def _save_key(self, key: SyncKey, now: datetime) -> None:
         S = self.m.SyncState
@@ -481,14 +483,8 @@ class Ingestor:
             try:
                 with self.archive.transaction():
                     self.sync_group_members(g, now)
-            except UNAVAILABLE as exc:
-                self.reset_cache()
-                raise DatabaseUnavailableError(
-                    f"{self.archive.url.safe()}: {root_error(exc)}"
-                ) from None
-            except pw.DatabaseError as exc:
-                self.reset_cache()
-                raise StorageError(f"{self.archive.url.safe()}: {root_error(exc)}") from None
+            except (pw.DatabaseError, pw.InterfaceError) as exc:
+                raise self._storage_error(exc) from None
             n += 1
         return n
 
