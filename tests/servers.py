@@ -101,11 +101,14 @@ class TLSFiles:
         return ssl.create_default_context(cafile=str(self.ca_cert))
 
 
-def make_tls_files(directory: Path, *, tool: str = "auto") -> TLSFiles:
+def make_tls_files(
+    directory: Path, *, tool: str = "auto", dns_names: tuple[str, ...] = ("localhost",)
+) -> TLSFiles:
     """Write a CA and a server certificate (EC P-256, valid a day) into ``directory``.
 
     ``tool``: "cryptography" (the package, which oss2 already depends on), "openssl" (the CLI),
-    or "auto" for the package when importable, else the CLI.
+    or "auto" for the package when importable, else the CLI. The certificate is valid for
+    127.0.0.1 and ``dns_names`` (e.g. WeChat's host names for a proxy that plays them).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -118,15 +121,15 @@ def make_tls_files(directory: Path, *, tool: str = "auto") -> TLSFiles:
         else:
             tool = "cryptography"
     if tool == "cryptography":
-        _make_tls_files_cryptography(files)
+        _make_tls_files_cryptography(files, dns_names)
     elif tool == "openssl":
-        _make_tls_files_openssl(files)
+        _make_tls_files_openssl(files, dns_names)
     else:
         raise ValueError("tool must be 'auto', 'cryptography' or 'openssl'")
     return files
 
 
-def _make_tls_files_cryptography(files: TLSFiles) -> None:
+def _make_tls_files_cryptography(files: TLSFiles, dns_names: tuple[str, ...]) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -173,7 +176,10 @@ def _make_tls_files_cryptography(files: TLSFiles) -> None:
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
+                [
+                    *(x509.DNSName(name) for name in dns_names),
+                    x509.IPAddress(ipaddress.ip_address(HOST)),
+                ]
             ),
             critical=False,
         )
@@ -196,7 +202,7 @@ def _make_tls_files_cryptography(files: TLSFiles) -> None:
     )
 
 
-def _make_tls_files_openssl(files: TLSFiles) -> None:
+def _make_tls_files_openssl(files: TLSFiles, dns_names: tuple[str, ...]) -> None:
     openssl = shutil.which("openssl")
     if not openssl:
         raise RuntimeError("neither the cryptography package nor the openssl CLI is available")
@@ -226,7 +232,8 @@ def _make_tls_files_openssl(files: TLSFiles) -> None:
     csr = d / "server.csr"
     run("req", "-new", "-key", str(files.key), "-subj", "/CN=localhost", "-out", str(csr))
     ext = d / "server.ext"
-    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    names = ",".join(f"DNS:{name}" for name in dns_names)
+    ext.write_text(f"subjectAltName={names},IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
     run(
         "x509",
         "-req",

@@ -9,67 +9,15 @@ the plain HTTP on to the simulator, which (in vhost mode) sees the real ``Host``
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import select
 import socket
 import ssl
 import threading
 from pathlib import Path
 
+from tests.servers import make_tls_files
+
 WECHAT_HOSTS = ("wx.qq.com", "login.wx.qq.com", "webpush.wx.qq.com", "file.wx.qq.com")
-
-
-def make_ca_and_cert(
-    directory: Path, hosts: tuple[str, ...] = WECHAT_HOSTS
-) -> tuple[Path, Path, Path]:
-    """(ca.pem, cert.pem, key.pem): a private CA and a server certificate for ``hosts``."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wxcli proxy test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = (directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return paths
 
 
 class TlsProxy:
@@ -77,9 +25,9 @@ class TlsProxy:
 
     def __init__(self, target: tuple[str, int], directory: Path):
         self.target = target
-        self.ca, cert, key = make_ca_and_cert(directory)
-        self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.ctx.load_cert_chain(cert, key)
+        files = make_tls_files(directory, dns_names=WECHAT_HOSTS)
+        self.ca = files.ca_cert
+        self.ctx = files.server_context()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.connects: list[str] = []  # the host:port of every CONNECT, in order
