@@ -50,6 +50,7 @@ from wxcli.protocol.models import (
     sync_key_text,
     sync_key_to_wire,
 )
+from wxcli.retry import backoff
 from wxcli.session import SessionState
 
 if TYPE_CHECKING:
@@ -279,8 +280,9 @@ class WebWeChatClient:
         return self._timeout(self.config.read_timeout * 2)
 
     def _backoff(self, attempt: int, endpoint: str, problem: str) -> None:
-        delay = min(self.config.backoff * (2**attempt), self.config.backoff_max)
-        delay *= 0.5 + self.rng.random()  # jitter: 50%–150%
+        delay = backoff(
+            attempt, base=self.config.backoff, cap=self.config.backoff_max, rand=self.rng.random
+        )
         log.info("%s: %s; retrying in %.1f s", endpoint, problem, delay)
         self.sleep(delay)
 

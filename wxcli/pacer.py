@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from wxcli.errors import RateLimitedError, WxError
 from wxcli.fileutil import locked
+from wxcli.retry import backoff
 
 if TYPE_CHECKING:
     from wxcli.config import Config
@@ -267,8 +268,9 @@ class Pacer:
 
     def backoff_delay(self, attempt: int) -> float:
         """The pause after the ``attempt``-th 1205 in a row (0-based): doubling, 75–125 %."""
-        base = min(self.settings.backoff * (2**attempt), BACKOFF_MAX)
-        return base * (0.75 + 0.5 * self.rng.random())
+        return backoff(
+            attempt, base=self.settings.backoff, cap=BACKOFF_MAX, jitter=0.25, rand=self.rng.random
+        )
 
     def rate_limited(self, attempt: int) -> float:
         """Record a 1205: everyone of this profile pauses; returns the pause in seconds."""

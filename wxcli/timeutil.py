@@ -1,4 +1,6 @@
-"""Time parsing shared by ``history`` and ``stats``: ``--since 7d``, ``--since 2026-11-01``."""
+"""The one time helper: parsing ``--since 7d`` / ``--since 2026-11-01`` for ``history`` and
+``stats``, zones and local days, and the naive-UTC ↔ aware conversion at the database edge
+(the archive stores naive UTC datetimes; everything above it works with aware ones)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,16 @@ from wxcli.errors import UsageError
 
 _REL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.I)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def utc_naive(dt: datetime) -> datetime:
+    """``dt`` as a naive UTC datetime, the form the database columns hold."""
+    return dt.astimezone(UTC).replace(tzinfo=None)
+
+
+def utc_aware(dt: datetime) -> datetime:
+    """A datetime read from the database (naive means UTC) as an aware one."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
 
 
 def zone(name: str) -> tzinfo:

@@ -21,6 +21,7 @@ from wxcli.alerts.channels import Channel
 from wxcli.alerts.history import AlertHistoryStore, HistoryRecord
 from wxcli.alerts.model import LOGIN_KINDS, SEVERITIES, Alert
 from wxcli.errors import AlertError
+from wxcli.retry import backoff
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +258,7 @@ class Dispatcher:
                 )
             if attempt >= retries:
                 break
-            pause = min(self.retry_seconds * 2 ** (attempt - 1), RETRY_MAX_SECONDS)
+            pause = backoff(attempt - 1, base=self.retry_seconds, cap=RETRY_MAX_SECONDS, jitter=0)
             log.warning(
                 "alert to %s failed (attempt %d of %d): %s; retrying in %.1f s",
                 channel.name,

@@ -21,6 +21,7 @@ from typing import Any
 import peewee as pw
 
 from wxcli.store.models import DateTime6Field
+from wxcli.timeutil import utc_aware, utc_naive
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +91,11 @@ def ensure_schema(archive: Any) -> SimpleNamespace:
     return am
 
 
-def _naive(dt: datetime) -> datetime:
-    return dt.astimezone(UTC).replace(tzinfo=None)
+_naive = utc_naive
 
 
 def _aware(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+    return None if dt is None else utc_aware(dt)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from wxcli.alerts.model import Alert, Attachment
 from wxcli.alerts.settings import AlertSettings, RuleSpec
+from wxcli.timeutil import utc_aware, utc_naive
 from wxcli.watch.health import age_seconds
 
 log = logging.getLogger(__name__)
@@ -84,12 +85,8 @@ def chat_matches(name: str, globs: Sequence[str]) -> bool:
     return not globs or any(fnmatch.fnmatchcase(name, g) for g in globs)
 
 
-def _aware(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
-
-
-def _naive(dt: datetime) -> datetime:
-    return dt.astimezone(UTC).replace(tzinfo=None)
+_aware = utc_aware
+_naive = utc_naive
 
 
 class Rule:

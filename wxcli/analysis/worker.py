@@ -30,7 +30,7 @@ import peewee as pw
 
 from wxcli.store.archive import Archive, upsert
 from wxcli.store.models import sentiment_bin
-from wxcli.timeutil import local_day, zone
+from wxcli.timeutil import local_day, utc_aware, zone
 
 __all__ = ["AnalysisWorker", "Progress", "RangeLost"]
 
@@ -265,7 +265,7 @@ class AnalysisWorker:
         speakers: Counter[tuple[int, int, str]] = Counter()
         texts: list[tuple[int, str]] = []
         for mid, chat, sender, kind, text, _title, created, is_self in rows:
-            when = created.replace(tzinfo=UTC) if created.tzinfo is None else created
+            when = utc_aware(created)
             local = when.astimezone(self.tz)
             day = local.date().isoformat()  # as stored: ISO text on SQLite, read as DATE by MySQL
             week = (local.date() - timedelta(days=local.weekday())).isoformat()  # its Monday
@@ -292,7 +292,7 @@ class AnalysisWorker:
             score = by_id.get(mid)
             if score is None:
                 continue
-            when = created.replace(tzinfo=UTC) if created.tzinfo is None else created
+            when = utc_aware(created)
             local = when.astimezone(self.tz)
             day = local.date().isoformat()
             cell = activity[(chat, day, local.hour)]

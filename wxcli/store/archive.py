@@ -23,6 +23,7 @@ from wxcli.store.db import DbUrl, connect, parse_url
 from wxcli.store.identity import ChatInfo, IdentityResolver, PersonInfo
 from wxcli.store.migrations import migrate
 from wxcli.store.models import build_models, has_sql_default
+from wxcli.timeutil import utc_aware, utc_naive
 
 if TYPE_CHECKING:
     from wxcli.watch.normalize import ChatMessage
@@ -43,14 +44,11 @@ def root_error(exc: BaseException) -> BaseException:
     return exc
 
 
-def naive(dt: datetime) -> datetime:
-    return dt.astimezone(UTC).replace(tzinfo=None)
+naive = utc_naive  # the names the store's callers import
 
 
 def aware(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+    return None if dt is None else utc_aware(dt)
 
 
 def parse_sync_key(text: str) -> SyncKey:

@@ -29,6 +29,8 @@ from typing import Any
 
 import peewee as pw
 
+from wxcli.timeutil import utc_naive
+
 log = logging.getLogger(__name__)
 
 MEMBER_MATCH = 0.6
@@ -66,8 +68,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _naive(dt: datetime) -> datetime:
-    return dt.astimezone(UTC).replace(tzinfo=None)
+_naive = utc_naive
 
 
 def member_sig(names: Iterable[str]) -> str:

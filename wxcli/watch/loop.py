@@ -43,6 +43,7 @@ from wxcli.errors import (
 from wxcli.fileutil import PidLock
 from wxcli.paths import ProfilePaths
 from wxcli.protocol.models import SyncKey, SyncResult
+from wxcli.retry import backoff
 from wxcli.session import SessionState, SessionStore
 from wxcli.watch.events import EventSink, WatchEvent, log_events
 from wxcli.watch.health import Health, write_health
@@ -206,8 +207,7 @@ class Watcher:
 
     def _backoff(self, failures: int, cap: float = 60.0) -> float:
         base = float(self.config.data["wechat"]["backoff"])
-        delay = min(base * (2 ** min(failures, 10)), cap)
-        return delay * (0.5 + self.rng.random())
+        return backoff(failures, base=base, cap=cap, rand=self.rng.random)
 
     def _install_signals(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():

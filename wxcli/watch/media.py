@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from wxcli.errors import MediaError, NetworkError, ProtocolError, SessionExpiredError, WxError
+from wxcli.retry import backoff
+from wxcli.timeutil import utc_aware
 
 if TYPE_CHECKING:
     from wxcli.watch.loop import Watcher
@@ -151,7 +153,7 @@ class MediaWorkers:
         try:
             data, ctype = self._download(job)
             created = job["created_at"]
-            when = created.replace(tzinfo=UTC) if created.tzinfo is None else created
+            when = utc_aware(created)
             stored = self.store.put(data, content_type=ctype, when=when)
         except SessionExpiredError:
             self._record(
@@ -163,7 +165,9 @@ class MediaWorkers:
             return
         except (NetworkError, ProtocolError, MediaError, WxError, OSError) as exc:
             final = attempts >= self.retries or isinstance(exc, MediaError)
-            delay = timedelta(seconds=min(self.retry_seconds * 2 ** (attempts - 1), 3600))
+            delay = timedelta(
+                seconds=backoff(attempts - 1, base=self.retry_seconds, cap=3600, jitter=0)
+            )
             retry_at = None if final else datetime.now(UTC) + delay
             error = str(exc)
             self._record(lambda: archive.media_failed(job["id"], attempts, error, retry_at))
