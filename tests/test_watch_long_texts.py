@@ -46,3 +46,48 @@ def test_the_long_texts_migration_widens_old_mysql_archives(mysql_url, wx_home):
     finally:
         b.close()
         close_readers()
+
+
+def test_long_titles_are_whole_and_overlong_names_are_cut_loudly(
+    logged_in, sim, db_url, wx_home, caplog
+):
+    """A link title of 3,000 characters is stored whole; a group renamed to 300 characters
+    (beyond any name WeChat allows) keeps its messages, cut to the 255-character column with
+    a warning rather than silently or by refusing the batch."""
+    paths, config, state = logged_in
+    title = ("链接标题😀" * 1000)[:3000]
+    # Unique per back-end: each distinct overlong name is warned about once per process.
+    long_name = (db_url.split(":", 1)[0] + "超长群名🧧" * 100)[:300]
+    with RunningWatch(paths, config, db_url) as w:
+        link = sim.control.message(group=GROUP, sender="张伟", type="link", title=title)
+        w.until(lambda: w.watcher.stats.stored >= 1, timeout=20)
+        sim.control.rename_group(GROUP, long_name, by="张伟")
+        text = sim.control.message(group=long_name, sender="张伟", content="改名以后")
+        w.until(lambda: w.watcher.stats.stored >= 3, timeout=20)
+    rows = {r["msg_id"]: r for r in messages(db_url, wx_home)}
+    assert rows[link]["title"] == title
+    assert rows[text]["text"] == "改名以后"
+    assert rows[text]["chat_name"] == long_name[:255]
+    assert any("cut to 255" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.mysql
+def test_the_long_titles_migration_widens_old_mysql_archives(mysql_url, wx_home):
+    a = Archive(mysql_url, wx_home)
+    try:
+        a.db.execute_sql("ALTER TABLE `message` MODIFY `title` VARCHAR(512) NOT NULL DEFAULT ''")
+        a.m.SchemaMigration.delete().where(a.m.SchemaMigration.name == "0006_long_titles").execute()
+    finally:
+        a.close()
+    b = Archive(mysql_url, wx_home)
+    try:
+        assert "0006_long_titles" in b.migrations
+        cur = b.db.execute_sql(
+            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'message' "
+            "AND COLUMN_NAME IN ('title', 'file_name')"
+        )
+        assert dict(cur.fetchall()) == {"title": "longtext", "file_name": "longtext"}
+    finally:
+        b.close()
+        close_readers()

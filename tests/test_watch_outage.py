@@ -37,7 +37,6 @@ def test_media_downloads_resume_after_the_database_comes_back(logged_in, sim, my
     with TcpProxy(MYSQL_HOST, MYSQL_PORT) as proxy:
         url = f"mysql://root@127.0.0.1:{proxy.port}/{name}"
         with RunningWatch(paths, config, url, media=True) as w:
-            w.watcher.db_retry_seconds = 0.2
             first = send_images(sim, "a", 5)
             w.until(lambda: all_done(mysql_url, wx_home, 5), timeout=30, message="first images")
             proxy.cut()  # every open connection dies, as in a MariaDB restart
@@ -45,19 +44,26 @@ def test_media_downloads_resume_after_the_database_comes_back(logged_in, sim, my
             w.until(lambda: w.watcher.stats.spooled >= 5, timeout=20, message="spooling")
             proxy.restore()
             w.until(lambda: all_done(mysql_url, wx_home, 10), timeout=40, message="images resumed")
-            errors = [e for e in w.watcher.health.errors if e["where"] == "media"]
+            w.until(lambda: w.watcher.health.database == "ok", timeout=20, message="replayed")
+            errors = [e for e in w.watcher.health.errors if e["where"] == "database"]
+            kinds = [e.kind for e in w.events]
+            outages = w.watcher.health.outages
     assert sorted(r["msg_id"] for r in images(mysql_url, wx_home)) == sorted(first + second)
-    # The user is told once per outage, not once per attempt.
-    assert len([e for e in errors if "paused" in e["message"]]) <= 1
+    # Writer and media threads both noticed; the user is told once that it went, once that
+    # it came back, and the health record keeps what happened for `wxcli status`.
+    assert len(errors) == 1, errors
+    assert kinds.count("db_spooling") == 1 and kinds.count("db_recovered") == 1, kinds
+    (outage,) = outages
+    assert outage["ended_at"] and outage["spooled"] >= 5 and outage["replayed"] >= 5
 
 
 def test_media_workers_start_while_the_database_is_down(logged_in, sim, wx_home, tmp_path):
     paths, config, state = logged_in
+    config.data["watch"]["db_retry_seconds"] = 0.2
     blocked = tmp_path / "not-yet"
     blocked.write_text("a file where the database directory should be")
     url = f"sqlite:///{blocked / 'archive.db'}"
     with RunningWatch(paths, config, url, media=True) as w:
-        w.watcher.db_retry_seconds = 0.2
         ids = send_images(sim, "c", 4)
         w.until(lambda: w.watcher.stats.spooled >= 4, message="spooling from the start")
         blocked.unlink()  # now the database can be created
@@ -68,11 +74,11 @@ def test_media_workers_start_while_the_database_is_down(logged_in, sim, wx_home,
 
 def test_a_start_while_the_database_is_down_warns_once(logged_in, sim, wx_home, tmp_path):
     paths, config, state = logged_in
+    config.data["watch"]["db_retry_seconds"] = 0.2
     blocked = tmp_path / "not-yet"
     blocked.write_text("a file where the database directory should be")
     url = f"sqlite:///{blocked / 'archive.db'}"
     with RunningWatch(paths, config, url) as w:
-        w.watcher.db_retry_seconds = 0.2
         for i in range(6):
             sim.control.messages([{"group": GROUP, "sender": "张伟", "content": f"d{i}"}])
             w.until(lambda i=i: w.watcher.stats.spooled >= i + 1, message="spooling")

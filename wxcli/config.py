@@ -54,6 +54,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "url": _k(str, "", "sqlite:///path.db or mysql://user@host:3306/db; empty = home"),
         "password_env": _k(str, "", "env var holding the database password"),
         "store_raw": _k(bool, True, "keep each message's raw JSON"),
+        "connect_timeout": _k(NUM, 5.0, "seconds one MySQL connection attempt may take"),
     },
     "watch": {
         "relogin": _k(bool, False, "on session loss, log in again instead of exiting 3"),
@@ -64,7 +65,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "media": _k(bool, True, "download images as they arrive"),
         "spin_threshold": _k(int, 5, "empty syncs in a row before backing off"),
         "serve": _k(bool, False, "also run the REST shim inside watch"),
-        "db_retry_seconds": _k(NUM, 2.0, "while the database is down, try it again this often"),
+        "db_retry_seconds": _k(
+            NUM, 2.0, "while the database is down, first retry after this; doubles up to 30 s"
+        ),
     },
     "media": {
         "dir": _k(str, "", "local media folder; empty = <home>/media"),

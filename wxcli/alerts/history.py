@@ -185,7 +185,9 @@ class AlertHistoryStore:
         record.profile = record.profile or self.profile
         with self._write_lock:  # one writer at a time, so a backlog is never written twice
             self._backlog.append(record)
+            archive = None
             try:
+                archive = self._source()
                 am = self.models()
                 if am is None:
                     return False
@@ -193,12 +195,20 @@ class AlertHistoryStore:
                 with am.db.atomic():
                     am.AlertHistory.insert_many(rows).execute()
             except (pw.OperationalError, pw.InterfaceError) as exc:
-                log.warning("alert history not written yet (database unavailable: %s)", exc)
+                # The archive's shared outage reports it (once); this thread's dead
+                # connection is dropped so that the next record reconnects.
+                unavailable = getattr(archive, "unavailable", None)
+                if unavailable is not None:
+                    unavailable("alert history", exc)
+                log.debug("alert history waits in memory (database unavailable: %s)", exc)
                 return False
             except pw.PeeweeException as exc:  # a bug or schema problem: keep alerting anyway
                 log.error("alert history not written: %s", exc)
                 return False
             self._backlog.clear()
+            available = getattr(archive, "available", None)
+            if available is not None:
+                available("alert history")
             return True
 
     @staticmethod

@@ -425,8 +425,14 @@ class ErrorRule(Rule):
             return [
                 self.make(
                     title=f"[wxcli] {p}: database back",
-                    text="The archive database answers again; the spooled messages were replayed.",
-                    fields={"replayed batches": data.get("replayed", "")},
+                    text=f"The archive database answers again after {data.get('seconds', '?')} s; "
+                    f"{data.get('messages', 0)} messages kept in the spool meanwhile were "
+                    "replayed, and image downloads resumed.",
+                    fields={
+                        "down for (s)": data.get("seconds", ""),
+                        "replayed messages": data.get("messages", ""),
+                        "replayed batches": data.get("replayed", ""),
+                    },
                     key=f"error:{self.name}:database:recovered",
                     now=now,
                     severity="info",

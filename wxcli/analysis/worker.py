@@ -444,17 +444,14 @@ class AnalysisWorker:
 
     def follow(self, stop: threading.Event, idle: float = 0.5) -> None:
         """Keep up with the archive until ``stop`` is set (the worker ``watch`` starts)."""
-        failures = 0
         while not stop.is_set():
             try:
                 n = self.run_once()
-                failures = 0
             except (pw.OperationalError, pw.InterfaceError) as exc:
-                failures += 1
-                log.warning("analysis paused: database unavailable (%s)", exc)
-                self.archive.ping()
-                stop.wait(min(2**failures, 30))
+                # The archive's outage says so once and sets the pause (the shared back-off).
+                stop.wait(self.archive.unavailable("analysis", exc))
                 continue
+            self.archive.available("analysis")
             if n == 0:
                 stop.wait(idle)
 

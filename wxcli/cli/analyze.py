@@ -35,10 +35,20 @@ def analyze(
 
     from wxcli.analysis.worker import AnalysisWorker
     from wxcli.cli._output import err_console, warn
-    from wxcli.store.archive import Archive
+    from wxcli.store.archive import Archive, open_when_available
     from wxcli.timeutil import parse_when, zone
 
-    archive = Archive.from_config(app.config, app.home, db_url)
+    stop = threading.Event()
+    if follow:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        # Started by watch, perhaps while the database is down: wait for it.
+        opened = open_when_available(app.config, app.home, db_url, stop, who="analysis")
+        if opened is None:
+            return
+        archive = opened
+    else:
+        archive = Archive.from_config(app.config, app.home, db_url)
     cache = app.home / "cache"
     worker = AnalysisWorker(archive, app.config, cache_dir=cache)
     if since:
@@ -54,9 +64,6 @@ def analyze(
             "run `wxcli analyze --rebuild` to recount"
         )
     if follow:
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
         worker.follow(stop)
         return
     pending = worker.pending()

@@ -54,6 +54,8 @@ def status(app: AppContext, as_json: bool, no_check: bool) -> int:
                     f"           {h.messages_stored} messages stored, database {h.database}, "
                     f"queues {h.queues or {}}"
                 )
+                for line in outage_lines(h.outages):
+                    con.print(f"           {line}", markup=False)
         elif report.logged_in:
             con.print("Watch:     not running")
     if not report.logged_in or report.alive is False:
@@ -61,3 +63,25 @@ def status(app: AppContext, as_json: bool, no_check: bool) -> int:
     if report.alive is None and not no_check:
         return report.check_exit or EXIT_NETWORK
     return EXIT_OK
+
+
+def outage_lines(outages: list[dict], last: int = 3) -> list[str]:
+    """What happened during the last database outages, one line each."""
+    from datetime import datetime
+
+    lines = []
+    for o in outages[-last:]:
+        try:
+            start = datetime.fromisoformat(str(o["started_at"])).astimezone()
+        except (KeyError, ValueError):
+            continue
+        end = o.get("ended_at") or ""
+        until = f"{datetime.fromisoformat(end).astimezone():%H:%M:%S}" if end else "now"
+        what = f"{o.get('spooled', 0)} messages spooled"
+        if end:
+            what += f", {o.get('replayed', 0)} replayed"
+        lines.append(
+            f"database down {start:%Y-%m-%d %H:%M:%S}–{until} ({o.get('seconds', 0)} s, "
+            f"noticed by {o.get('noticed_by', '?')}): {what}; {o.get('error', '')}"
+        )
+    return lines

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,10 +20,10 @@ import peewee as pw
 
 from wxcli.errors import DatabaseUnavailableError, StorageError
 from wxcli.protocol.models import Contact, SyncKey, sync_key_text
-from wxcli.store.db import DbUrl, connect, parse_url
+from wxcli.store.db import CONNECT_TIMEOUT, DbUrl, Outage, connect, parse_url
 from wxcli.store.identity import ChatInfo, IdentityResolver, PersonInfo
 from wxcli.store.migrations import migrate
-from wxcli.store.models import build_models, has_sql_default
+from wxcli.store.models import build_models, fit, has_sql_default
 from wxcli.timeutil import utc_aware, utc_naive
 
 if TYPE_CHECKING:
@@ -51,6 +52,24 @@ def aware(dt: datetime | None) -> datetime | None:
     return None if dt is None else utc_aware(dt)
 
 
+def open_when_available(
+    config: Any, home: Path, url: str | None, stop: threading.Event, *, who: str
+) -> Archive | None:
+    """The archive, once the database answers: a long-running worker started while it is
+    down waits (the shared back-off, one warning) instead of failing. None if ``stop`` is set
+    first."""
+    outage = Outage()
+    while not stop.is_set():
+        try:
+            archive = Archive.from_config(config, home, url, outage=outage)
+        except DatabaseUnavailableError as exc:
+            stop.wait(outage.failed(who, exc))
+            continue
+        outage.recovered(who)
+        return archive
+    return None
+
+
 def parse_sync_key(text: str) -> SyncKey:
     pairs = []
     for item in text.split("|"):
@@ -69,9 +88,20 @@ class IngestResult:
 class Archive:
     """A connected, migrated archive database."""
 
-    def __init__(self, url: str = "", home: Path | None = None, password_env: str = ""):
+    def __init__(
+        self,
+        url: str = "",
+        home: Path | None = None,
+        password_env: str = "",
+        *,
+        outage: Outage | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ):
         self.url: DbUrl = parse_url(url, home or Path("."), password_env)
-        self.db = connect(self.url)
+        #: Shared by every thread using this archive (and by the archives a process opens
+        #: after one failed to open): one back-off, one "down"/"back" report per outage.
+        self.outage = outage if outage is not None else Outage()
+        self.db = connect(self.url, timeout=connect_timeout)
         self.m = build_models(self.db)
         try:
             self.migrations = migrate(self.m)
@@ -79,9 +109,17 @@ class Archive:
             raise DatabaseUnavailableError(f"{self.url.safe()}: {root_error(exc)}") from None
 
     @classmethod
-    def from_config(cls, config: Any, home: Path, url: str | None = None) -> Archive:
+    def from_config(
+        cls, config: Any, home: Path, url: str | None = None, *, outage: Outage | None = None
+    ) -> Archive:
         db = config.data["database"]
-        return cls(url if url is not None else db["url"], home, db["password_env"])
+        return cls(
+            url if url is not None else db["url"],
+            home,
+            db["password_env"],
+            outage=outage,
+            connect_timeout=float(db.get("connect_timeout", CONNECT_TIMEOUT)),
+        )
 
     @property
     def is_mysql(self) -> bool:
@@ -98,19 +136,40 @@ class Archive:
         if not self.db.is_closed():
             self.db.close()
 
-    def ping(self) -> bool:
-        """True when the database answers (reconnecting if the connection dropped)."""
+    def ping(self, who: str = "") -> bool:
+        """True when the database answers (reconnecting if the connection dropped). With
+        ``who``, the answer is also told to the shared :class:`Outage`."""
         try:
             if self.db.is_closed():
                 self.db.connect(reuse_if_open=True)
             self.db.execute_sql("SELECT 1")
-            return True
-        except UNAVAILABLE:
-            try:
-                self.db.close()
-            except Exception:  # a dead connection may fail to close; it is gone either way
-                log.debug("closing a dead connection failed", exc_info=True)
+        except UNAVAILABLE as exc:
+            self.drop_connection()
+            if who:
+                self.outage.failed(who, root_error(exc))
             return False
+        if who:
+            self.outage.recovered(who)
+        return True
+
+    def drop_connection(self) -> None:
+        """Close this thread's connection after a failure (peewee keeps one per thread, and a
+        dead one stays dead: only the thread that holds it can drop it); the next query
+        reconnects."""
+        try:
+            self.db.close()
+        except Exception:  # a dead connection may fail to close; it is gone either way
+            log.debug("closing a dead connection failed", exc_info=True)
+
+    def unavailable(self, who: str, exc: BaseException | str) -> float:
+        """A query of this thread failed because the database is away: drop the connection,
+        tell the shared outage; returns the seconds to wait before the next try."""
+        self.drop_connection()
+        return self.outage.failed(who, root_error(exc) if isinstance(exc, BaseException) else exc)
+
+    def available(self, who: str) -> None:
+        """A query of this thread worked: ends the outage, if there was one."""
+        self.outage.recovered(who)
 
     # ------------------------------------------------------------------ accounts & sync
 
@@ -327,10 +386,10 @@ class Ingestor:
                             "account": self.account_id,
                             "msg_id": r.msg_id,
                             "chat": chat_id,
-                            "chat_name": r.chat_name[:255],
+                            "chat_name": fit(r.chat_name, 255, "chat name"),
                             "chat_kind": r.chat_kind,
                             "sender": sender_id,
-                            "sender_name": r.sender_name[:255],
+                            "sender_name": fit(r.sender_name, 255, "sender name"),
                             "is_self": r.is_self,
                             "kind": r.kind,
                             "msg_type": r.msg_type,
@@ -340,9 +399,9 @@ class Ingestor:
                             if r.mentions
                             else "",
                             "mentions_me": r.mentions_me,
-                            "title": r.title[:512],
+                            "title": r.title,
                             "url": r.url,
-                            "file_name": r.file_name[:512],
+                            "file_name": r.file_name,
                             "file_size": r.file_size,
                             "created_at": naive(r.created_at),
                             "received_at": naive(r.received_at),
@@ -364,9 +423,9 @@ class Ingestor:
                                     "chat": chat_id,
                                     "msg_id": r.msg_id,
                                     "kind": r.roster.kind,
-                                    "actor": r.roster.actor[:255],
-                                    "subject": subject[:255],
-                                    "new_name": r.roster.new_name[:255],
+                                    "actor": fit(r.roster.actor, 255, "name"),
+                                    "subject": fit(subject, 255, "name"),
+                                    "new_name": fit(r.roster.new_name, 255, "group name"),
                                     "source": "system",
                                     "created_at": naive(r.created_at),
                                 }
@@ -444,7 +503,7 @@ class Ingestor:
             "msg_id": "",
             "kind": kind,
             "actor": "",
-            "subject": subject[:255],
+            "subject": fit(subject, 255, "name"),
             "new_name": "",
             "source": "roster",
             "created_at": naive(now),

@@ -41,8 +41,14 @@ class DbAudit:
             with self._lock:
                 self.archive.m.SendAudit.insert(**row).execute()
         except Exception as exc:  # the database went away: keep the record in the file
-            log.warning("audit record written to the file instead of the database: %s", exc)
+            first = not self.archive.outage.down
+            # Drops this thread's dead connection, so the next record reconnects.
+            self.archive.unavailable("audit", exc)
+            if first:
+                log.warning("audit records go to the file until the database is back: %s", exc)
             self.fallback(record)
+            return
+        self.archive.available("audit")
 
 
 def audit_sink(paths: Any, config: Any) -> Callable[[dict[str, Any]], None]:

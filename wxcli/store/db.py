@@ -7,16 +7,34 @@ The MySQL database is created on first use with utf8mb4, so 4-byte emoji round-t
 
 from __future__ import annotations
 
+import logging
 import os
+import random
+import threading
 import urllib.parse
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wxcli.errors import ConfigError, DatabaseUnavailableError
+from wxcli.retry import backoff
 
 if TYPE_CHECKING:
     import peewee
+
+log = logging.getLogger(__name__)
+
+#: Seconds a connection attempt may take. Short, so that a black-holed host costs each retry
+#: a few seconds rather than the writer thread's whole attention ([database] connect_timeout).
+CONNECT_TIMEOUT = 5.0
+#: How long a SQLite writer waits for another one's lock (the analysis workers share the file).
+SQLITE_BUSY_SECONDS = 10.0
+#: Seconds a query may wait for the server's reply once connected.
+QUERY_TIMEOUT = 30.0
+#: The longest pause between two tries while the database is down.
+RETRY_CAP_SECONDS = 30.0
 
 #: Custom column types: microsecond datetimes on MySQL (DATETIME(6)), long text.
 FIELD_TYPES_MYSQL = {"DATETIME6": "DATETIME(6)", "LONGTEXT": "LONGTEXT"}
@@ -73,7 +91,9 @@ def parse_url(url: str, home: Path, password_env: str = "") -> DbUrl:
     raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///… or mysql://…")
 
 
-def connect(url: DbUrl, *, timeout: float = 10.0, create: bool = True) -> peewee.Database:
+def connect(
+    url: DbUrl, *, timeout: float = CONNECT_TIMEOUT, create: bool = True
+) -> peewee.Database:
     """A connected peewee database for ``url`` (creating a MySQL database if needed)."""
     import peewee
 
@@ -88,12 +108,12 @@ def connect(url: DbUrl, *, timeout: float = 10.0, create: bool = True) -> peewee
             pragmas={
                 "journal_mode": "wal",
                 "synchronous": "normal",  # with WAL: durable against process crashes
-                "busy_timeout": int(timeout * 1000),
+                "busy_timeout": int(SQLITE_BUSY_SECONDS * 1000),
                 "foreign_keys": 1,
                 "cache_size": -32000,
             },
             field_types=FIELD_TYPES_SQLITE,
-            timeout=timeout,
+            timeout=SQLITE_BUSY_SECONDS,
             check_same_thread=False,
         )
         try:
@@ -114,8 +134,11 @@ def connect(url: DbUrl, *, timeout: float = 10.0, create: bool = True) -> peewee
         "password": url.password,
         "charset": "utf8mb4",
         "connect_timeout": timeout,
-        "read_timeout": max(timeout * 3, 30),
-        "write_timeout": max(timeout * 3, 30),
+        # PyMySQL waits for the server's greeting with the *read* timeout: the connect
+        # timeout only covers TCP. So connections open with the short one (a host that
+        # accepts and stays silent fails fast) and queries then get QUERY_TIMEOUT.
+        "read_timeout": timeout,
+        "write_timeout": QUERY_TIMEOUT,
         "autocommit": True,
         # Strict mode: a value too long for its column is an error, never cut silently.
         "init_command": "SET time_zone = '+00:00', "
@@ -124,12 +147,27 @@ def connect(url: DbUrl, *, timeout: float = 10.0, create: bool = True) -> peewee
     if create:
         _create_mysql_database(url, kwargs)
     kwargs.pop("autocommit")  # peewee manages transactions itself
-    db = peewee.MySQLDatabase(url.database, field_types=FIELD_TYPES_MYSQL, **kwargs)
+    db = _mysql_database_class()(url.database, field_types=FIELD_TYPES_MYSQL, **kwargs)
     try:
         db.connect(reuse_if_open=True)
     except peewee.OperationalError as exc:
         raise DatabaseUnavailableError(f"cannot connect to {url.safe()}: {exc}") from None
     return db
+
+
+def _mysql_database_class() -> type[peewee.MySQLDatabase]:
+    import peewee
+
+    class MySQLDatabase(peewee.MySQLDatabase):  # type: ignore[misc]  # peewee is untyped
+        """peewee's MySQL database whose connections, once open, wait QUERY_TIMEOUT for a
+        reply (they were opened with the short connect timeout, see :func:`connect`)."""
+
+        def _connect(self) -> Any:
+            conn = super()._connect()
+            conn._read_timeout = QUERY_TIMEOUT  # PyMySQL applies it before each read
+            return conn
+
+    return MySQLDatabase
 
 
 def _create_mysql_database(url: DbUrl, kwargs: dict) -> None:
@@ -157,3 +195,117 @@ def _create_mysql_database(url: DbUrl, kwargs: dict) -> None:
             )
     finally:
         conn.close()
+
+
+# ---------------------------------------------------------------------------------- outages
+
+
+@dataclass
+class OutageRecord:
+    """One database outage as the process saw it: when, why, who noticed, how long."""
+
+    started_at: datetime
+    error: str
+    noticed_by: str
+    ended_at: datetime | None = None
+    attempts: int = 0
+
+    @property
+    def seconds(self) -> float:
+        end = self.ended_at or datetime.now(UTC)
+        return max((end - self.started_at).total_seconds(), 0.0)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat() if self.ended_at else "",
+            "seconds": round(self.seconds, 1),
+            "error": self.error,
+            "noticed_by": self.noticed_by,
+            "attempts": self.attempts,
+        }
+
+
+#: ``listener(record, down)``: called once when an outage starts (down=True) and once when it
+#: ends (down=False), from whichever thread noticed.
+OutageListener = Callable[[OutageRecord, bool], None]
+
+
+@dataclass
+class Outage:
+    """The one reconnect discipline for every thread of a process that uses the archive.
+
+    A thread whose query failed calls :meth:`failed` (after dropping its own dead
+    connection: peewee keeps one per thread) and waits the seconds it returns; a thread whose
+    query worked calls :meth:`recovered`. However many threads notice, an outage is reported
+    once when it starts and once when it ends (``listener``), each thread backs off on its own
+    count of failed tries (the shared :func:`wxcli.retry.backoff` rule), and the last few
+    outages are kept for ``wxcli status``.
+    """
+
+    retry_seconds: float = 2.0
+    cap_seconds: float = RETRY_CAP_SECONDS
+    listener: OutageListener | None = None
+    keep: int = 5
+    rand: Callable[[], float] = random.random
+    current: OutageRecord | None = None
+    history: list[OutageRecord] = field(default_factory=list)
+    _attempts: dict[int, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def down(self) -> bool:
+        return self.current is not None
+
+    def failed(self, who: str, exc: BaseException | str) -> float:
+        """Note a failed try by ``who``; returns the seconds this thread should wait."""
+        me = threading.get_ident()
+        started = None
+        with self._lock:
+            if self.current is None:
+                started = self.current = OutageRecord(datetime.now(UTC), str(exc), who)
+                self._attempts.clear()
+            self.current.attempts += 1
+            tries = self._attempts.get(me, 0)
+            self._attempts[me] = tries + 1
+        if started is not None:
+            self._tell(started, True)
+        return backoff(
+            tries,
+            base=self.retry_seconds,
+            cap=max(self.cap_seconds, self.retry_seconds),
+            jitter=0.25,
+            rand=self.rand,
+        )
+
+    def recovered(self, who: str) -> OutageRecord | None:
+        """Note a query that worked; returns the outage it ended, if any."""
+        if self.current is None:  # the common case: no lock on every query
+            return None
+        with self._lock:
+            ended, self.current = self.current, None
+            if ended is None:
+                return None
+            ended.ended_at = datetime.now(UTC)
+            self.history.append(ended)
+            del self.history[: -self.keep]
+            self._attempts.clear()
+        log.debug("database outage ended (%s answered first)", who)
+        self._tell(ended, False)
+        return ended
+
+    def wait(self, who: str, exc: BaseException | str, stop: threading.Event) -> None:
+        """:meth:`failed`, then wait (returning early when ``stop`` is set)."""
+        stop.wait(self.failed(who, exc))
+
+    def _tell(self, record: OutageRecord, down: bool) -> None:
+        if self.listener is None:
+            if down:
+                log.warning("database unavailable (%s): %s", record.noticed_by, record.error)
+            else:
+                log.warning("database back after %.0f s", record.seconds)
+            return
+        try:
+            self.listener(record, down)
+        except Exception:  # a listener's bug must not break the thread that noticed
+            log.exception("database outage listener failed")

@@ -29,6 +29,7 @@ from typing import Any
 
 import peewee as pw
 
+from wxcli.store.models import fit
 from wxcli.timeutil import utc_naive
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,12 @@ class ChatInfo:
     member_count: int = 0
     permanent_id: str = ""
 
+    def __post_init__(self) -> None:
+        # Name columns are VARCHAR(255): cut here, loudly, once for every table they reach.
+        self.name = fit(self.name, 255, "chat name")
+        self.nickname = fit(self.nickname, 255, "chat name")
+        self.remark = fit(self.remark, 255, "remark")
+
 
 @dataclass
 class PersonInfo:
@@ -62,6 +69,10 @@ class PersonInfo:
     province: str = ""
     city: str = ""
     permanent_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.nickname = fit(self.nickname, 255, "nickname")
+        self.remark = fit(self.remark, 255, "remark")
 
 
 def _now() -> datetime:
@@ -240,6 +251,7 @@ class IdentityResolver:
         if chat_id is None:
             return None
         Chat = self.m.Chat
+        new_name = fit(new_name, 255, "chat name")
         row = Chat.get_or_none(Chat.id == chat_id)
         if row is None or row.name == new_name:
             return chat_id
@@ -353,8 +365,8 @@ class IdentityResolver:
         rows = [
             {
                 "account": self.account_id,
-                "nickname": info.nickname[:255],
-                "remark": info.remark[:255],
+                "nickname": info.nickname,
+                "remark": info.remark,
                 "alias": info.alias[:64],
                 "permanent_id": info.permanent_id,
                 "is_friend": info.is_friend,
@@ -403,7 +415,7 @@ class IdentityResolver:
                 {
                     "person": pid,
                     "kind": "nickname",
-                    "name": info.nickname[:255],
+                    "name": info.nickname,
                     "since": _naive(when),
                 }
             )
@@ -412,7 +424,7 @@ class IdentityResolver:
                     {
                         "person": pid,
                         "kind": "remark",
-                        "name": info.remark[:255],
+                        "name": info.remark,
                         "since": _naive(when),
                     }
                 )
@@ -479,6 +491,7 @@ class IdentityResolver:
         for pid, info, display in resolved:
             seen.add(pid)
             row = existing.get(pid)
+            display = fit(display, 255, "display name")
             shown = display or info.nickname
             if row is None:
                 inserts.append(

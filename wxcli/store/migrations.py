@@ -67,13 +67,24 @@ LONG_TEXT_COLUMNS = {
     "message": ("text", "mentions", "url"),
     "chat": ("member_sig",),
 }
+#: A link's or file's title, which VARCHAR(512) cut (on SQLite too, in the ingest code).
+LONG_TITLE_COLUMNS = {"message": ("title", "file_name")}
 
 
 def _long_texts(m: SimpleNamespace) -> None:
     """Long texts stored whole on MySQL: TEXT → LONGTEXT (archives made before this)."""
+    _widen(m, LONG_TEXT_COLUMNS)
+
+
+def _long_titles(m: SimpleNamespace) -> None:
+    """Titles and file names stored whole on MySQL: VARCHAR(512) → LONGTEXT."""
+    _widen(m, LONG_TITLE_COLUMNS)
+
+
+def _widen(m: SimpleNamespace, tables: dict[str, tuple[str, ...]]) -> None:
     if not isinstance(m.db, pw.MySQLDatabase):
-        return
-    for table, columns in LONG_TEXT_COLUMNS.items():
+        return  # SQLite's TEXT has no length limit
+    for table, columns in tables.items():
         changes = ", ".join(
             f"MODIFY `{c}` LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL"
             for c in columns
@@ -87,6 +98,7 @@ MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
     ("0003_alert_history", _alert_history),
     ("0004_send_audit", _send_audit),
     ("0005_long_texts", _long_texts),
+    ("0006_long_titles", _long_titles),
 ]
 
 

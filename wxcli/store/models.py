@@ -7,10 +7,13 @@ Times are naive UTC in the database and timezone-aware UTC in Python.
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 from typing import Any
 
 import peewee as pw
+
+log = logging.getLogger(__name__)
 
 
 class DateTime6Field(pw.DateTimeField):
@@ -31,6 +34,24 @@ def sql_default(value: object) -> list[pw.SQL]:
     if isinstance(value, int):
         return [pw.SQL(f"DEFAULT {value}")]
     return [pw.SQL(f"DEFAULT '{value}'")]
+
+
+_cut_seen: set[tuple[str, int]] = set()
+
+
+def fit(value: str, limit: int, what: str) -> str:
+    """``value`` cut to a name column's ``limit`` characters — loudly: a name that long is
+    beyond anything WeChat allows (nicknames and group names are a few dozen characters), so
+    it is kept as far as the indexed column goes and a warning names it, once per value."""
+    if len(value) <= limit:
+        return value
+    key = (what, hash(value))
+    if key not in _cut_seen:
+        if len(_cut_seen) > 10_000:
+            _cut_seen.clear()
+        _cut_seen.add(key)
+        log.warning("a %s of %d characters was cut to %d: %r…", what, len(value), limit, value[:40])
+    return value[:limit]
 
 
 def has_sql_default(field: pw.Field) -> bool:
@@ -165,9 +186,9 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         text = LongTextField(default="")
         mentions = LongTextField(default="")  # JSON list of names
         mentions_me = pw.BooleanField(default=False, constraints=sql_default(False))
-        title = pw.CharField(max_length=512, default="", constraints=sql_default(""))
+        title = LongTextField(default="")  # a link's or file's title: any length
         url = LongTextField(default="")
-        file_name = pw.CharField(max_length=512, default="", constraints=sql_default(""))
+        file_name = LongTextField(default="")
         file_size = pw.BigIntegerField(null=True)
         created_at = DateTime6Field()
         received_at = DateTime6Field()

@@ -33,7 +33,10 @@ class Health:
     messages_stored: int = 0
     duplicates_ignored: int = 0
     queues: dict[str, int] = field(default_factory=dict)
-    database: str = "ok"  # ok | spooling
+    database: str = "ok"  # ok | down (nothing to spool yet) | spooling
+    #: The last few database outages: started_at, ended_at, seconds, error, noticed_by,
+    #: spooled (messages) and replayed (messages), for ``wxcli status``.
+    outages: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     session_code: int = 0
     sid_hint: str = ""  # first characters of the session id, to tell logins apart

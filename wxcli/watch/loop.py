@@ -45,6 +45,7 @@ from wxcli.paths import ProfilePaths
 from wxcli.protocol.models import SyncKey, SyncResult
 from wxcli.retry import backoff
 from wxcli.session import SessionState, SessionStore
+from wxcli.store.db import Outage, OutageRecord
 from wxcli.watch.events import EventSink, WatchEvent, log_events
 from wxcli.watch.health import Health, write_health
 from wxcli.watch.normalize import ChatMessage, Normalizer, permanent_ids_from_51
@@ -152,6 +153,11 @@ class Watcher:
         self._writer_error: BaseException | None = None
         #: How long a worker waits before trying a database that did not answer.
         self.db_retry_seconds = float(config.data["watch"]["db_retry_seconds"])
+        #: Shared by the writer, the media threads and the alert history: one back-off and
+        #: one "down"/"back" report per outage, however many threads notice it.
+        self.outage = Outage(retry_seconds=self.db_retry_seconds, listener=self._on_outage)
+        self._next_replay = 0.0
+        self._outage_spooled = 0  # messages spooled since the current outage began
 
     # ------------------------------------------------------------------ public
 
@@ -283,17 +289,51 @@ class Watcher:
         from wxcli.store.archive import Archive
 
         try:
-            self.archive = Archive.from_config(self.config, self.paths.home, self.options.db_url)
+            self.archive = Archive.from_config(
+                self.config, self.paths.home, self.options.db_url, outage=self.outage
+            )
         except DatabaseUnavailableError as exc:
             self.archive = None
-            # One warning, one health entry and one event per outage, not one per attempt.
-            if self.health.database != "spooling":
-                log.warning("database unavailable (%s); spooling to %s", exc, self.spool.path)
-                self.health.add_error("database", str(exc))
-                self.emit("db_spooling", spool=str(self.spool.path), error=str(exc))
+            self._next_replay = time.monotonic() + self.outage.failed("writer", exc)
             self.health.database = "spooling"
             return
         self._make_ingestor()
+
+    def _on_outage(self, record: OutageRecord, down: bool) -> None:
+        """The shared outage began or ended (told once, by whichever thread noticed)."""
+        if down:
+            self._outage_spooled = 0
+            log.warning(
+                "database unavailable (%s): %s; new messages are spooled to %s, image "
+                "downloads and alert history wait for it",
+                record.noticed_by,
+                record.error,
+                self.spool.path,
+            )
+            self.health.add_error("database", f"unavailable: {record.error}")
+            self._note_outage(record)
+            if self.health.database == "ok":
+                self.health.database = "down"
+            self.emit(
+                "db_spooling",
+                spool=str(self.spool.path),
+                error=record.error,
+                noticed_by=record.noticed_by,
+            )
+            return
+        self._note_outage(record)
+        if not self.spool:
+            # Nothing to replay: the outage is over now. (Otherwise the writer reports it
+            # when the spool is replayed.)
+            self.health.database = "ok"
+            log.warning("database back after %.0f s", record.seconds)
+            self.emit("db_recovered", replayed=0, messages=0, seconds=round(record.seconds, 1))
+
+    def _note_outage(self, record: OutageRecord, **extra: Any) -> None:
+        """Keep the last outages in the health record, for ``wxcli status``."""
+        entry = {**record.to_json(), "spooled": self._outage_spooled, **extra}
+        outages = [o for o in self.health.outages if o.get("started_at") != entry["started_at"]]
+        self.health.outages = [*outages, entry][-5:]
 
     def _make_ingestor(self) -> None:
         from wxcli.store.archive import Ingestor
@@ -640,16 +680,14 @@ class Watcher:
                 self.stats.stored += res.inserted
                 self.stats.duplicates += res.duplicates
                 self.stats.batches += 1
+                self.outage.recovered("writer")
                 return True
             except DatabaseUnavailableError as exc:
-                self._enter_spooling(str(exc))
-        elif (
-            self.ingestor is None
-            and time.monotonic() >= getattr(self, "_next_replay", 0.0)
-            and not self._try_reconnect()
-        ):
-            # Not once per batch: one attempt per retry period.
-            self._next_replay = time.monotonic() + self.db_retry_seconds
+                assert self.archive is not None
+                self._next_replay = time.monotonic() + self.archive.unavailable("writer", exc)
+                self.health.database = "spooling"
+        elif self.ingestor is None and time.monotonic() >= self._next_replay:
+            self._try_reconnect()  # one try per back-off period, not one per batch
         if rows or key:
             self._spool_batch(rows, key or (), changes)
         return False
@@ -674,16 +712,12 @@ class Watcher:
             }
         )
         self.stats.spooled += len(rows)
-        self.health.database = "spooling"
-
-    def _enter_spooling(self, error: str) -> None:
-        if self.health.database != "spooling":
-            log.warning("database unavailable (%s); spooling to %s", error, self.spool.path)
-            self.health.add_error("database", error)
-            self.emit("db_spooling", spool=str(self.spool.path), error=error)
+        self._outage_spooled += len(rows)
         self.health.database = "spooling"
 
     def _try_reconnect(self) -> bool:
+        """One try at the database by the writer; after a failure the next try waits for the
+        shared outage's back-off."""
         if self.archive is None:
             self._open_archive()
             if self.archive is None:
@@ -691,24 +725,30 @@ class Watcher:
             if self.ingestor is not None and self.state is not None:
                 with contextlib.suppress(WxError):
                     self.ingestor.sync_directory(self.state.contacts.groups())
+            self.outage.recovered("writer")
             return True
-        return self.archive.ping()
+        if self.archive.ping():
+            self.outage.recovered("writer")
+            return True
+        delay = self.outage.failed("writer", "the database does not answer")
+        self._next_replay = time.monotonic() + delay
+        return False
 
     def _replay_spool(self) -> None:
         """Move spooled batches into the database, oldest first, once it answers."""
         if not self.spool:
             return
         now = time.monotonic()
-        if now < getattr(self, "_next_replay", 0.0):
+        if now < self._next_replay:
             return
         if not self._try_reconnect() or self.ingestor is None:
-            self._next_replay = now + self.db_retry_seconds
             return
         from wxcli.contacts import contact_from_json
         from wxcli.store.archive import Ingestor
 
         records = self.spool.read()
         done = 0
+        replayed_rows = 0
         try:
             for record in records:
                 rows = [ChatMessage.from_json(r) for r in record.get("rows", [])]
@@ -732,17 +772,30 @@ class Watcher:
                 self.stats.stored += res.inserted
                 self.stats.duplicates += res.duplicates
                 done += 1
+                replayed_rows += len(rows)
                 if rows:
                     # Alert rules see spooled messages too, late rather than never.
                     self.emit("messages", rows=rows, replayed=True)
-        except (DatabaseUnavailableError, StorageError) as exc:
+        except DatabaseUnavailableError as exc:
             log.info("replay paused: %s", exc)
-            self._next_replay = now + 2.0
+            self._next_replay = now + self.archive.unavailable("writer", exc)
+        except StorageError as exc:
+            log.info("replay paused: %s", exc)
+            self._next_replay = now + self.db_retry_seconds
         if done:
             self.spool.drop_first(done)
         if not self.spool:
             self.health.database = "ok"
-            self.emit("db_recovered", replayed=done)
+            last = self.outage.history[-1] if self.outage.history else None
+            seconds = round(last.seconds, 1) if last is not None else 0.0
+            if last is not None:
+                self._note_outage(last, replayed=replayed_rows)
+            log.warning(
+                "database back%s; %d spooled messages replayed",
+                f" after {seconds:.0f} s" if last is not None else "",
+                replayed_rows,
+            )
+            self.emit("db_recovered", replayed=done, messages=replayed_rows, seconds=seconds)
 
     # ------------------------------------------------------------------ contacts & session
 

@@ -39,8 +39,6 @@ class MediaWorkers:
         self.failed = 0
         self.store: Any = None
         self._claims_reset = False
-        self._db_down = False  # told once per outage, not once per attempt
-        self._state_lock = threading.Lock()
 
     def start(self) -> None:
         """Start the download threads — also while the database is down: they wait for it."""
@@ -92,25 +90,17 @@ class MediaWorkers:
                 self._one(job)
 
     def _database_down(self, exc: BaseException) -> None:
-        """Drop this thread's dead connection (peewee keeps one per thread, so only this
-        thread can), tell the user once, and wait before the next try."""
+        """Drop this thread's dead connection and wait as the shared outage says (the outage
+        tells the user, once, whoever noticed first)."""
         archive = self.w.archive
         if archive is not None:
-            archive.ping()  # closes a dead connection; the next query reconnects
-        with self._state_lock:
-            first = not self._db_down
-            self._db_down = True
-        if first:
-            log.warning("media downloads paused: the database is unavailable (%s)", exc)
-            self.w.health.add_error("media", f"downloads paused, database unavailable: {exc}")
-        self._stop.wait(self.w.db_retry_seconds)
+            delay = archive.unavailable("media", exc)
+        else:
+            delay = self.w.outage.failed("media", exc)
+        self._stop.wait(delay)
 
     def _database_back(self) -> None:
-        if self._db_down:
-            with self._state_lock:
-                was, self._db_down = self._db_down, False
-            if was:
-                log.warning("media downloads resumed: the database answers again")
+        self.w.outage.recovered("media")
 
     def _record(self, write: Callable[[], None]) -> None:
         """Write a job's outcome, waiting out a database outage rather than leaving the job
