@@ -32,6 +32,8 @@ class HistoryRow:
     revoked: bool
     recall_of: str
     mentions: list[str]
+    row_id: int = 0  # the archive's row id: the order messages were stored in (feed cursors)
+    chat_id: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +70,72 @@ def chat_ids_matching(archive: Archive, patterns: Sequence[str]) -> list[int]:
     return out
 
 
+@dataclass(frozen=True)
+class MessageFilter:
+    """What a reader wants to see: the filters of ``wxcli history``, the read API and feed sinks."""
+
+    chats: tuple[str, ...] = ()  # globs over current and former chat names
+    sender: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    grep: str | None = None
+    kinds: tuple[str, ...] = ()
+    exclude_self: bool = False
+
+
+def _filtered(archive: Archive, f: MessageFilter) -> Any:
+    m = archive.m
+    M, S, P = m.Message, m.MessageScore, m.Person
+    q = M.select(M, S.sentiment).join(S, on=(S.message == M.id), join_type=pw.JOIN.LEFT_OUTER)
+    if f.chats:
+        ids = chat_ids_matching(archive, f.chats)
+        q = q.where(M.chat.in_(ids or [-1]))
+    if f.sender:
+        people = [
+            p.id for p in P.select(P.id).where((P.nickname == f.sender) | (P.remark == f.sender))
+        ]
+        cond = M.sender_name == f.sender
+        if people:
+            cond = cond | M.sender.in_(people)
+        q = q.where(cond)
+    if f.since is not None:
+        q = q.where(M.created_at >= naive(f.since))
+    if f.until is not None:
+        q = q.where(M.created_at < naive(f.until))
+    if f.grep:
+        # peewee's contains() escapes LIKE wildcards itself; escaping here too made `_`, `%`
+        # and `\` match only their doubled forms.
+        q = q.where(M.text.contains(f.grep) | M.title.contains(f.grep))
+    if f.kinds:
+        q = q.where(M.kind.in_(list(f.kinds)))
+    if f.exclude_self:
+        q = q.where(~M.is_self)
+    return q
+
+
+def _row(r: Any) -> HistoryRow:
+    return HistoryRow(
+        msg_id=r.msg_id,
+        chat=r.chat_name,
+        chat_kind=r.chat_kind,
+        sender=r.sender_name,
+        is_self=r.is_self,
+        kind=r.kind,
+        text=r.text,
+        title=r.title,
+        url=r.url,
+        media_url=r.media_url,
+        media_status=r.media_status,
+        sentiment=getattr(r, "sentiment", None),
+        created_at=aware(r.created_at) or datetime.now(UTC),
+        revoked=r.revoked,
+        recall_of=r.recall_of,
+        mentions=json.loads(r.mentions) if r.mentions else [],
+        row_id=r.id,
+        chat_id=r.chat_id,
+    )
+
+
 def query_history(
     archive: Archive,
     *,
@@ -81,48 +149,43 @@ def query_history(
     newest_first: bool = False,
 ) -> Iterator[HistoryRow]:
     """Messages matching the filters, oldest first within the last ``limit`` (like `tail`)."""
-    m = archive.m
-    M, S, P = m.Message, m.MessageScore, m.Person
-    q = M.select(M, S.sentiment).join(S, on=(S.message == M.id), join_type=pw.JOIN.LEFT_OUTER)
-    if chats:
-        ids = chat_ids_matching(archive, chats)
-        q = q.where(M.chat.in_(ids or [-1]))
-    if sender:
-        people = [p.id for p in P.select(P.id).where((P.nickname == sender) | (P.remark == sender))]
-        cond = M.sender_name == sender
-        if people:
-            cond = cond | M.sender.in_(people)
-        q = q.where(cond)
-    if since is not None:
-        q = q.where(M.created_at >= naive(since))
-    if until is not None:
-        q = q.where(M.created_at < naive(until))
-    if grep:
-        # peewee's contains() escapes LIKE wildcards itself; escaping here too made `_`, `%`
-        # and `\` match only their doubled forms.
-        q = q.where(M.text.contains(grep) | M.title.contains(grep))
-    if kinds:
-        q = q.where(M.kind.in_(list(kinds)))
-    q = q.order_by(M.created_at.desc(), M.id.desc()).limit(limit)
+    f = MessageFilter(tuple(chats), sender, since, until, grep, tuple(kinds))
+    M = archive.m.Message
+    q = _filtered(archive, f).order_by(M.created_at.desc(), M.id.desc()).limit(limit)
     rows = list(q.objects())
     if not newest_first:
         rows.reverse()
     for r in rows:
-        yield HistoryRow(
-            msg_id=r.msg_id,
-            chat=r.chat_name,
-            chat_kind=r.chat_kind,
-            sender=r.sender_name,
-            is_self=r.is_self,
-            kind=r.kind,
-            text=r.text,
-            title=r.title,
-            url=r.url,
-            media_url=r.media_url,
-            media_status=r.media_status,
-            sentiment=getattr(r, "sentiment", None),
-            created_at=aware(r.created_at) or datetime.now(UTC),
-            revoked=r.revoked,
-            recall_of=r.recall_of,
-            mentions=json.loads(r.mentions) if r.mentions else [],
-        )
+        yield _row(r)
+
+
+def messages_after(
+    archive: Archive, after: int, f: MessageFilter = MessageFilter(), limit: int = 100
+) -> list[HistoryRow]:
+    """Up to ``limit`` matching messages stored after row ``after``, in the order they were stored.
+
+    Row ids are a safe cursor because one writer thread stores messages, so ids commit in order
+    (a reader never sees id N+1 before id N)."""
+    M = archive.m.Message
+    q = _filtered(archive, f).where(M.id > after).order_by(M.id).limit(limit)
+    return [_row(r) for r in q.objects()]
+
+
+def messages_before(
+    archive: Archive, before: int | None, f: MessageFilter = MessageFilter(), limit: int = 50
+) -> list[HistoryRow]:
+    """The ``limit`` matching messages stored just before row ``before`` (None: the newest),
+    newest last: one page of history walking backwards."""
+    M = archive.m.Message
+    q = _filtered(archive, f)
+    if before is not None:
+        q = q.where(M.id < before)
+    rows = [_row(r) for r in q.order_by(M.id.desc()).limit(limit).objects()]
+    rows.reverse()
+    return rows
+
+
+def last_row_id(archive: Archive) -> int:
+    """The newest stored message's row id (0 when the archive is empty)."""
+    M = archive.m.Message
+    return int(M.select(pw.fn.MAX(M.id)).scalar() or 0)
