@@ -49,6 +49,8 @@ setup(
         "waitress>=3.0",
         # parses the untrusted XML inside messages: refuses DTDs, entities, external references
         "defusedxml>=0.7",
+        # the feed's Redis Streams sink (XADD with MAXLEN; consumers use consumer groups)
+        "redis>=5.0",
     ],
     extras_require={
         "dev": [

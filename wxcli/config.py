@@ -125,6 +125,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "keepalive": {
         "stale_minutes": _k(NUM, 5.0, "a watch health record older than this counts as down"),
     },
+    "feed": {
+        "poll_seconds": _k(NUM, 0.5, "how often each sink looks for new messages"),
+        "batch_size": _k(int, 100, "messages per delivery (one POST, one Redis pipeline)"),
+        "retry_seconds": _k(NUM, 1.0, "first retry after a failed delivery; doubles up to 60 s"),
+        "max_backlog": _k(int, 10000, "alert when a sink is this many messages behind"),
+        "media_wait_seconds": _k(NUM, 30.0, "hold an image this long for its download"),
+    },
     "alert": {
         "digest_seconds": _k(NUM, 30.0, "group alerts fired within this window into one"),
         "retries": _k(int, 3, "delivery attempts per alert and channel"),
@@ -137,8 +144,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
 }
 
-#: Tables under [alert] whose sub-keys are names chosen by the user.
-DYNAMIC_TABLES = {("alert", "channels"), ("alert", "rules")}
+#: Tables whose sub-keys are names chosen by the user (validated by their own parsers).
+DYNAMIC_TABLES = {("alert", "channels"), ("alert", "rules"), ("feed", "sinks")}
 
 
 def _type_name(t: type | tuple[type, ...]) -> str:

@@ -235,3 +235,13 @@ class AlertError(WxError):
 class SpoolError(StorageError):
     """The spool file cannot be written (disk full, I/O error): ``watch`` stops receiving so
     that WeChat keeps the messages after the last stored position."""
+
+
+class FeedError(WxError):
+    """A feed sink could not take a batch. ``retryable``: a 5xx, a timeout or a connection
+    failure (retried with back-off); otherwise the sink refused it (a 4xx: parked)."""
+
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None):
+        self.retryable = retryable
+        self.status = status
+        super().__init__(message)

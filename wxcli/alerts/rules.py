@@ -384,7 +384,10 @@ class ErrorRule(Rule):
     """Repeated failures: sync errors, the database spooling, media failing, rate-limited sends."""
 
     kind = "error"
-    events = frozenset({"error", "db_spooling", "db_recovered"})
+    events = frozenset(
+        {"error", "db_spooling", "db_recovered", "feed_parked", "feed_failing", "feed_backlog",
+         "feed_recovered"}
+    )  # fmt: skip
     periodic = True
 
     def __init__(self, spec: RuleSpec, ctx: RuleContext):
@@ -421,6 +424,8 @@ class ErrorRule(Rule):
                     now=now,
                 )
             ]
+        if kind.startswith("feed_") and self._wants("feed"):
+            return [self._feed_alert(kind, data, now)]
         if kind == "db_recovered" and self._wants("database"):
             return [
                 self.make(
@@ -439,6 +444,39 @@ class ErrorRule(Rule):
                 )
             ]
         return []
+
+    def _feed_alert(self, kind: str, data: dict[str, Any], now: datetime) -> Alert:
+        p, sink = self.ctx.profile, data.get("sink", "?")
+        texts = {
+            "feed_parked": (
+                f"[wxcli] {p}: feed sink {sink} refused a batch and is parked",
+                f"{data.get('target', '')} refused delivery ({data.get('error', '')}). Nothing "
+                f"was skipped; fix the receiver, then run `wxcli feed resume {sink}`.",
+            ),
+            "feed_failing": (
+                f"[wxcli] {p}: feed sink {sink} unreachable",
+                f"Deliveries to {data.get('target', '')} keep failing ({data.get('error', '')}); "
+                "retrying with back-off, messages wait in the archive.",
+            ),
+            "feed_backlog": (
+                f"[wxcli] {p}: feed sink {sink} is {data.get('lag', '?')} messages behind",
+                f"More than {data.get('limit', '?')} stored messages have not reached "
+                f"{data.get('target', '')} yet.",
+            ),
+            "feed_recovered": (
+                f"[wxcli] {p}: feed sink {sink} delivering again",
+                f"{data.get('target', '')} takes deliveries again; the backlog is sent in order.",
+            ),
+        }
+        title, text = texts[kind]
+        return self.make(
+            title=title,
+            text=text,
+            fields={k: v for k, v in data.items() if k in ("target", "error", "lag", "status")},
+            key=f"error:{self.name}:feed:{sink}:{kind}",
+            now=now,
+            severity="info" if kind == "feed_recovered" else None,
+        )
 
     def check(self, now: datetime, sources: Sources) -> list[Alert]:
         out: list[Alert] = []

@@ -14,7 +14,6 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from wxcli.alerts.model import SEVERITIES
 from wxcli.alerts.tables import TableReader
 from wxcli.errors import ConfigError
+from wxcli.tomledit import TomlFile, tidy
 
 #: Every rule kind, in the order `alert list` shows them.
 RULE_KINDS = (
@@ -36,7 +36,7 @@ RULE_KINDS = (
 )
 
 #: Where `error` alerts come from (the ``sources`` key filters them).
-ERROR_SOURCES = ("sync", "database", "media", "send")
+ERROR_SOURCES = ("sync", "database", "media", "send", "feed")
 
 #: Default cooldown per kind, in minutes. Keys already tell alerts apart (per chat, per sender,
 #: per session…), so these only stop one ongoing problem from repeating itself.
@@ -506,36 +506,17 @@ def missing_secrets(channels: Mapping[str, Mapping[str, Any]]) -> Iterator[tuple
 # --- editing wxcli.toml in place -------------------------------------------------------------
 
 
-class AlertConfigFile:
-    """Edits the ``[alert]`` tables of one wxcli.toml with tomlkit, keeping comments and layout.
+class AlertConfigFile(TomlFile):
+    """Edits the ``[alert]`` tables of one wxcli.toml, keeping comments and layout.
 
     Every change is validated (as the loader would) before the file is written, atomically.
     """
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.doc = self._load()
-
-    def _load(self) -> Any:
-        import tomlkit
-
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return tomlkit.document()
-        except OSError as exc:
-            raise ConfigError(f"cannot read: {exc.strerror}", path=str(self.path)) from None
-        try:
-            return tomlkit.parse(text)
-        except Exception as exc:  # tomlkit raises its own ParseError family
-            raise ConfigError(f"not valid TOML: {exc}", path=str(self.path)) from None
 
     # -- reading ------------------------------------------------------------------------------
 
     def section(self) -> dict[str, Any]:
         """The ``[alert]`` table as plain Python values."""
-        alert = self.doc.get("alert")
-        return alert.unwrap() if alert is not None else {}
+        return self.plain("alert")
 
     def channels(self) -> dict[str, Any]:
         return dict(self.section().get("channels", {}))
@@ -544,18 +525,6 @@ class AlertConfigFile:
         return dict(self.section().get("rules", {}))
 
     # -- changing -----------------------------------------------------------------------------
-
-    def _sub(self, name: str) -> Any:
-        import tomlkit
-
-        if "alert" not in self.doc:
-            if self.doc.body:
-                self.doc.add(tomlkit.nl())
-            self.doc.add("alert", tomlkit.table(is_super_table=True))
-        alert = self.doc["alert"]
-        if name not in alert:
-            alert.add(name, tomlkit.table(is_super_table=True))
-        return alert[name]
 
     def add_channel(self, name: str, spec: Mapping[str, Any], *, replace: bool = False) -> None:
         """Add (or with ``replace``, overwrite) ``[alert.channels.<name>]``; validated first."""
@@ -566,9 +535,9 @@ class AlertConfigFile:
             raise ConfigError(f"a rule is already named {name!r}; channel names must differ")
         if name in self.channels() and not replace:
             raise ConfigError(f"channel {name!r} exists already (use --replace to overwrite it)")
-        clean = {k: _tidy(v) for k, v in spec.items() if v is not None}
+        clean = {k: tidy(v) for k, v in spec.items() if v is not None}
         build_channel(name, clean, placeholder_env({name: clean}), config_path=str(self.path))
-        self._put("channels", name, clean)
+        self.put("alert", "channels", name, clean)
         self.validate()
 
     def add_rule(self, name: str, spec: Mapping[str, Any], *, replace: bool = False) -> RuleSpec:
@@ -578,9 +547,9 @@ class AlertConfigFile:
             raise ConfigError(f"a channel is already named {name!r}; rule names must differ")
         if name in self.rules() and not replace:
             raise ConfigError(f"rule {name!r} exists already (use --replace to overwrite it)")
-        clean = {k: _tidy(v) for k, v in spec.items() if v is not None and v != []}
+        clean = {k: tidy(v) for k, v in spec.items() if v is not None and v != []}
         parsed = parse_rule(name, clean, channel_names=set(self.channels()))
-        self._put("rules", name, clean)
+        self.put("alert", "rules", name, clean)
         self.validate()
         return parsed
 
@@ -595,27 +564,15 @@ class AlertConfigFile:
                     f"channel {name!r} is used by rule(s) {', '.join(sorted(users))}; "
                     "remove those rules or their reference to it first"
                 )
-            del self.doc["alert"]["channels"][name]
+            self.delete("alert", "channels", name)
             return "channel"
         if name in self.rules():
-            del self.doc["alert"]["rules"][name]
+            self.delete("alert", "rules", name)
             return "rule"
         known = sorted(set(self.channels()) | set(self.rules()))
         near = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean {near[0]!r}?" if near else ""
         raise ConfigError(f"no channel or rule named {name!r}{hint}")
-
-    def _put(self, table: str, name: str, values: Mapping[str, Any]) -> None:
-        import tomlkit
-
-        sub = self._sub(table)
-        item = tomlkit.table()
-        for key, value in values.items():
-            item.add(key, value)
-        if name in sub:
-            sub[name] = item
-        else:
-            sub.add(name, item)
 
     def validate(self) -> AlertSettings:
         """Parse the edited ``[alert]`` table exactly as a run would (secrets stood in)."""
@@ -626,28 +583,6 @@ class AlertConfigFile:
         for name, spec in settings.channels.items():
             build_channel(name, spec, env, config_path=str(self.path))
         return settings
-
-    def text(self) -> str:
-        import tomlkit
-
-        return tomlkit.dumps(self.doc)
-
-    def save(self) -> None:
-        """Write the file atomically, keeping its permission bits (new files are 0600)."""
-        from wxcli.fileutil import atomic_write_bytes
-
-        try:
-            mode = self.path.stat().st_mode & 0o777
-        except FileNotFoundError:
-            mode = 0o600
-        atomic_write_bytes(self.path, self.text().encode("utf-8"), mode=mode)
-
-
-def _tidy(value: Any) -> Any:
-    """15.0 → 15, so the file reads as a person would write it."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keepalive": ("keepalive", "keepalive"),
     "stats": ("stats", "stats"),
     "alert": ("alert", "alert"),
+    "feed": ("feed", "feed"),
     "sim": ("sim", "sim"),
     "demo": ("demo", "demo"),
 }

@@ -56,6 +56,8 @@ def status(app: AppContext, as_json: bool, no_check: bool) -> int:
                 )
                 for line in outage_lines(h.outages):
                     con.print(f"           {line}", markup=False)
+                for line in feed_lines(h.feed):
+                    con.print(f"           {line}", markup=False)
         elif report.logged_in:
             con.print("Watch:     not running")
     if not report.logged_in or report.alive is False:
@@ -63,6 +65,20 @@ def status(app: AppContext, as_json: bool, no_check: bool) -> int:
     if report.alive is None and not no_check:
         return report.check_exit or EXIT_NETWORK
     return EXIT_OK
+
+
+def feed_lines(feed: dict[str, dict]) -> list[str]:
+    """One line per feed sink from the health record: state and lag."""
+    from wxcli.textutil import safe_text
+
+    out = []
+    for name, st in sorted((feed or {}).items()):
+        err = f" ({safe_text(str(st.get('last_error', '')))[:120]})" if st.get("last_error") else ""
+        out.append(
+            f"feed {safe_text(name)}: {st.get('state', '?')}, {st.get('lag', 0)} behind, "
+            f"{st.get('delivered', 0)} delivered{err}"
+        )
+    return out
 
 
 def outage_lines(outages: list[dict], last: int = 3) -> list[str]:

@@ -34,6 +34,7 @@ class HistoryRow:
     mentions: list[str]
     row_id: int = 0  # the archive's row id: the order messages were stored in (feed cursors)
     chat_id: int = 0
+    received_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -133,6 +134,7 @@ def _row(r: Any) -> HistoryRow:
         mentions=json.loads(r.mentions) if r.mentions else [],
         row_id=r.id,
         chat_id=r.chat_id,
+        received_at=aware(r.received_at),
     )
 
 
@@ -160,15 +162,21 @@ def query_history(
 
 
 def messages_after(
-    archive: Archive, after: int, f: MessageFilter = MessageFilter(), limit: int = 100
+    archive: Archive,
+    after: int,
+    f: MessageFilter = MessageFilter(),
+    limit: int = 100,
+    upto: int | None = None,
 ) -> list[HistoryRow]:
     """Up to ``limit`` matching messages stored after row ``after``, in the order they were stored.
 
     Row ids are a safe cursor because one writer thread stores messages, so ids commit in order
-    (a reader never sees id N+1 before id N)."""
+    (a reader never sees id N+1 before id N). ``upto`` bounds the scan (a row id read first)."""
     M = archive.m.Message
-    q = _filtered(archive, f).where(M.id > after).order_by(M.id).limit(limit)
-    return [_row(r) for r in q.objects()]
+    q = _filtered(archive, f).where(M.id > after)
+    if upto is not None:
+        q = q.where(M.id <= upto)
+    return [_row(r) for r in q.order_by(M.id).limit(limit).objects()]
 
 
 def messages_before(

@@ -81,6 +81,11 @@ def _long_titles(m: SimpleNamespace) -> None:
     _widen(m, LONG_TITLE_COLUMNS)
 
 
+def _feed_cursors(m: SimpleNamespace) -> None:
+    """Where each feed sink stands (``wxcli feed``)."""
+    m.db.create_tables([m.FeedCursor], safe=True)
+
+
 def _widen(m: SimpleNamespace, tables: dict[str, tuple[str, ...]]) -> None:
     if not isinstance(m.db, pw.MySQLDatabase):
         return  # SQLite's TEXT has no length limit
@@ -99,6 +104,7 @@ MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
     ("0004_send_audit", _send_audit),
     ("0005_long_texts", _long_texts),
     ("0006_long_titles", _long_titles),
+    ("0007_feed_cursors", _feed_cursors),
 ]
 
 

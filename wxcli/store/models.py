@@ -420,6 +420,19 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         remote = pw.CharField(max_length=64, default="")
         detail = pw.TextField(default="")  # the rest of the record, as JSON
 
+    class FeedCursor(Base):
+        """Where one feed sink stands: the last message and roster event it acknowledged.
+
+        Written only after the sink confirmed a batch, so a crash re-sends (at least once)."""
+
+        name = pw.CharField(max_length=64, primary_key=True)
+        message_id = pw.BigIntegerField(default=0)
+        roster_id = pw.BigIntegerField(default=0)
+        delivered = pw.BigIntegerField(default=0)  # messages acknowledged, ever
+        updated_at = DateTime6Field()
+        parked_at = DateTime6Field(null=True)  # refused (4xx): delivery stops until resumed
+        parked_reason = pw.TextField(default="")
+
     ns = SimpleNamespace(
         db=db,
         SchemaMigration=SchemaMigration,
@@ -448,6 +461,7 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         ChatDay=ChatDay,
         DayHour=DayHour,
         SentimentBin=SentimentBin,
+        FeedCursor=FeedCursor,
     )
     ns.all = [
         SchemaMigration,
@@ -476,6 +490,7 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         ChatDay,
         DayHour,
         SentimentBin,
+        FeedCursor,
     ]
     return ns
 

@@ -38,6 +38,8 @@ class Health:
     #: spooled (messages) and replayed (messages), for ``wxcli status``.
     outages: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    #: feed sinks by name: state, lag, delivered, failures, last_error, last_delivery_at
+    feed: dict[str, dict[str, Any]] = field(default_factory=dict)
     session_code: int = 0
     sid_hint: str = ""  # first characters of the session id, to tell logins apart
 

@@ -144,6 +144,7 @@ class Watcher:
         self._analysis_procs: list[subprocess.Popen[bytes]] = []
         self._threads: list[threading.Thread] = []
         self._server: Any = None
+        self._feed: Any = None  # wxcli.feed.runner.FeedRunner when sinks are configured
         self.exit_code = 0
         # Receiving and storing overlap: the main thread syncs batch N+1 while the writer
         # commits batch N. Only committed positions are ever saved (see _save_session).
@@ -380,6 +381,20 @@ class Watcher:
 
             self._media = MediaWorkers(self)
             self._media.start()
+        self._start_feed()
+
+    def _start_feed(self) -> None:
+        """The feed's sink threads, when ``[feed.sinks.*]`` names any (they read what the
+        writer stored, so receiving never waits for them)."""
+        from wxcli.feed.settings import load_feed_settings
+
+        settings = load_feed_settings(self.config)
+        if not any(s.enabled for s in settings.sinks):
+            return
+        from wxcli.feed.runner import FeedRunner
+
+        self._feed = FeedRunner(lambda: self.archive, settings, lambda k, d: self.emit(k, **d))
+        self._feed.start()
 
     def _start_analysis(self) -> None:
         """Start ``[analysis] workers`` analysis processes (they split the work by claiming
@@ -424,6 +439,8 @@ class Watcher:
         self._drain_writer(final=True)
         if getattr(self, "_media", None) is not None:
             self._media.stop()
+        if self._feed is not None:
+            self._feed.stop()
         for proc in self._analysis_procs:
             if proc.poll() is None:
                 proc.terminate()
@@ -482,6 +499,8 @@ class Watcher:
             if media is not None:
                 queues.update(media.queue_depths())
             self.health.queues = queues
+            if self._feed is not None:
+                self.health.feed = dict(self._feed.status())
             try:
                 write_health(self.paths.health, self.health)
             except OSError as exc:

@@ -1,0 +1,177 @@
+"""The feed: sinks read the archive from their own cursors, deliver at least once and in order,
+park on refusals and retry on failures (real archive, real webhook receiver, real Redis)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import uuid
+
+import pytest
+
+from tests.conftest import wait_until
+from tests.servers import WebhookReceiver
+from tests.test_history import msg
+from wxcli.feed import cursors
+from wxcli.feed.runner import FeedRunner
+from wxcli.feed.settings import FeedSettings, parse_sink
+from wxcli.store.archive import Archive, Ingestor
+
+
+@pytest.fixture
+def archive(db_url, wx_home):
+    a = Archive(db_url, wx_home)
+    yield a
+    a.close()
+
+
+def _ingestor(a):
+    return Ingestor(a, a.account_id(42, "me"), "sid", self_user="@me", self_nickname="me")
+
+
+def _settings(*sinks):
+    return FeedSettings(poll_seconds=0.05, retry_seconds=0.05, sinks=tuple(sinks))
+
+
+def test_webhook_gets_new_messages_signed_once_in_order(archive, monkeypatch):
+    ing = _ingestor(archive)
+    ing.store([msg(1, "before the sink existed")], None)
+    monkeypatch.setenv("FEED_SECRET", "s3cret")
+    with WebhookReceiver() as rx:
+        spec = parse_sink("tickets", {"url": rx.url, "secret_env": "FEED_SECRET"})
+        cursors.load_cursor(archive, "tickets")  # created now: starts after message 1
+        events = []
+        runner = FeedRunner(archive, _settings(spec), lambda k, d: events.append(k))
+        runner.start()
+        try:
+            ing.store(
+                [msg(i, f"第{i}条 " + "长" * (100_000 if i == 3 else 1)) for i in range(2, 6)], None
+            )
+            wait_until(lambda: sum(len(json.loads(r.body)["messages"]) for r in rx.requests) >= 4)
+        finally:
+            runner.stop()
+        got = [m for r in rx.requests for m in json.loads(r.body)["messages"]]
+        assert [m["msg_id"] for m in got] == ["5002", "5003", "5004", "5005"]
+        assert len(got[1]["text"]) > 100_000  # stored and sent whole
+        r0 = rx.requests[0]
+        want = hmac.new(b"s3cret", r0.body, hashlib.sha256).hexdigest()
+        assert r0.headers["X-Wxcli-Signature"] == f"sha256={want}"
+        assert r0.headers["Idempotency-Key"]
+        cur = cursors.load_cursor(archive, "tickets")
+        assert cur.delivered == 4 and cur.parked_at is None
+        assert events == []
+
+
+def test_a_refusing_webhook_is_parked_with_an_alert_and_loses_nothing(archive):
+    ing = _ingestor(archive)
+    with WebhookReceiver(status=400, body={"error": "bad"}) as rx:
+        spec = parse_sink("crm", {"url": rx.url})
+        cursors.load_cursor(archive, "crm")
+        events = []
+        runner = FeedRunner(archive, _settings(spec), lambda k, d: events.append((k, d)))
+        runner.start()
+        try:
+            ing.store([msg(1, "一"), msg(2, "二")], None)
+            wait_until(lambda: any(k == "feed_parked" for k, _ in events))
+        finally:
+            runner.stop()
+        assert len(rx.requests) == 1  # not retried forever
+        cur = cursors.load_cursor(archive, "crm")
+        assert cur.parked_at is not None and "HTTP 400" in cur.parked_reason
+        assert cur.delivered == 0  # the cursor did not move: resume re-sends
+        assert cursors.resume(archive, "crm")
+    with WebhookReceiver() as rx2:
+        spec = parse_sink("crm", {"url": rx2.url})
+        runner = FeedRunner(archive, _settings(spec), lambda k, d: None)
+        runner.start()
+        try:
+            wait_until(lambda: rx2.requests)
+        finally:
+            runner.stop()
+        assert [m["msg_id"] for m in json.loads(rx2.requests[0].body)["messages"]] == [
+            "5001",
+            "5002",
+        ]
+
+
+def test_5xx_is_retried_until_it_is_taken(archive):
+    ing = _ingestor(archive)
+    answers = iter([503, 500, 502])
+
+    def responder(request):
+        from tests.servers import Reply
+
+        return Reply(next(answers, 200), b"")
+
+    with WebhookReceiver(responder=responder) as rx:
+        spec = parse_sink("hook", {"url": rx.url})
+        cursors.load_cursor(archive, "hook")
+        events = []
+        runner = FeedRunner(archive, _settings(spec), lambda k, d: events.append(k))
+        runner.start()
+        try:
+            ing.store([msg(1, "重试")], None)
+            wait_until(lambda: cursors.load_cursor(archive, "hook").delivered == 1)
+        finally:
+            runner.stop()
+        assert len(rx.requests) == 4
+        bodies = {json.loads(r.body)["batch"] for r in rx.requests}
+        assert len(bodies) == 1  # the very same batch each time
+        assert events == ["feed_failing", "feed_recovered"]
+
+
+def _redis_up() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 6379), 1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _redis_up(), reason="needs redis-server on 127.0.0.1:6379")
+def test_redis_stream_gets_every_message_for_a_consumer_group(archive):
+    import redis
+
+    stream = f"wxcli-test:{uuid.uuid4().hex}"
+    r = redis.Redis()
+    ing = _ingestor(archive)
+    spec = parse_sink(
+        "stream", {"url": "redis://127.0.0.1:6379/0", "stream": stream, "maxlen": 1000}
+    )
+    cursors.load_cursor(archive, "stream")
+    runner = FeedRunner(archive, _settings(spec), lambda k, d: None)
+    runner.start()
+    try:
+        ing.store([msg(i, f"m{i}") for i in range(1, 21)], None)
+        wait_until(lambda: r.xlen(stream) >= 20)
+    finally:
+        runner.stop()
+    r.xgroup_create(stream, "team", id="0")
+    got = r.xreadgroup("team", "c1", {stream: ">"}, count=100)[0][1]
+    ids = [fields[b"msg_id"].decode() for _, fields in got]
+    assert ids == [str(5000 + i) for i in range(1, 21)]
+    assert json.loads(got[0][1][b"json"])["text"] == "m1"
+    r.delete(stream)
+
+
+def test_feed_cli_add_list_status_remove(wx_home, tmp_path, capsys):
+    from tests.test_client_helpers import run_cli
+
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    code, out, err = run_cli(
+        capsys, "feed", "add", "hook", "https://example.com/x", "--chat", "客服*", "--db", db
+    )
+    assert code == 0, err
+    assert (wx_home / "wxcli.toml").stat().st_mode & 0o777 == 0o600
+    code, out, err = run_cli(capsys, "feed", "list")
+    assert "hook" in out and "客服*" in out
+    code, out, err = run_cli(capsys, "feed", "status", "--json", "--db", db)
+    assert json.loads(out.splitlines()[0])["lag"] == 0
+    code, out, err = run_cli(capsys, "feed", "add", "bad", "ftp://x")
+    assert code == 2 and "Traceback" not in err
+    code, out, err = run_cli(capsys, "feed", "remove", "hook", "--db", db)
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "feed", "replay", "nope", "--since", "1d")
+    assert code == 2 and "no feed sink" in err
