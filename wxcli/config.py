@@ -121,6 +121,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "allow_private_urls": _k(bool, False, "let image_url reach private addresses (tests)"),
         "header_timeout": _k(NUM, 10.0, "seconds a client may take to send a request's headers"),
         "connections_per_client": _k(int, 20, "open connections allowed from one address"),
+        "max_wait_seconds": _k(NUM, 30.0, "longest long poll GET /v1/messages?wait= may ask"),
+        "poll_seconds": _k(NUM, 0.5, "how often a long poll looks for new messages"),
     },
     "keepalive": {
         "stale_minutes": _k(NUM, 5.0, "a watch health record older than this counts as down"),

@@ -211,6 +211,14 @@ class AmbiguousRecipientError(RecipientError):
         )
 
 
+class UnknownChatError(UsageError):
+    """A chat pattern matched no chat in the archive (or none the caller may see)."""
+
+
+class ArchiveNotReadyError(UsageError):
+    """The archive cannot answer yet: no messages, or nothing analysed."""
+
+
 class MediaError(UsageError):
     """A file to send is missing, of the wrong type or too large."""
 

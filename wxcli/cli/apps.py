@@ -24,15 +24,25 @@ def apps() -> None:
     "allow_to",
     multiple=True,
     metavar="PATTERN",
-    help="Only chats whose name matches this glob (e.g. '客服*'); repeatable. Default: every chat.",
+    help="Only chats whose name matches this glob (e.g. '客服*'), for sending and reading; "
+    "repeatable. Default: every chat.",
 )
+@click.option("--read", "read", is_flag=True, help="May read messages, chats and stats.")
+@click.option("--send", "send", is_flag=True, help="May send messages (the default scope).")
 @click.option("--json", "as_json", is_flag=True, help="Print id and key as JSON.")
 @click.pass_obj
-def add(app: AppContext, name: str, allow_to: tuple[str, ...], as_json: bool) -> None:
-    """Create an app NAME and print its id and key (the key is shown only now)."""
+def add(
+    app: AppContext, name: str, allow_to: tuple[str, ...], read: bool, send: bool, as_json: bool
+) -> None:
+    """Create an app NAME and print its id and key (the key is shown only now).
+
+    An app gets only the scopes it is given: --send (the default when
+    neither is given) and/or --read. To change them, revoke and add again.
+    """
     from wxcli.server.auth import AppStore
 
-    created = AppStore(app.paths.apps).add(name, allow_to)
+    scopes = [s for s, on in (("read", read), ("send", send)) if on] or ["send"]
+    created = AppStore(app.paths.apps).add(name, allow_to, scopes)
     if as_json:
         from wxcli.cli._output import emit_json
 
@@ -42,7 +52,8 @@ def add(app: AppContext, name: str, allow_to: tuple[str, ...], as_json: bool) ->
     click.echo(f"App:      {a.name}")
     click.echo(f"App id:   {a.app_id}")
     click.echo(f"App key:  {created.app_key}")
-    click.echo(f"Allowed:  {', '.join(a.allow_to) if a.allow_to else 'every chat'}")
+    click.echo(f"Scopes:   {', '.join(a.scopes)}")
+    click.echo(f"Chats:    {', '.join(a.allow_to) if a.allow_to else 'every chat'}")
     click.echo("")
     click.echo("Store the key now: it is not shown again. Use it as")
     click.echo(f"  Authorization: Bearer {a.app_id}:<app key>")
@@ -68,7 +79,10 @@ def list_apps(app: AppContext, as_json: bool) -> None:
     width = max(len(a.name) for a in found)
     for a in found:
         allowed = ", ".join(a.allow_to) if a.allow_to else "*"
-        click.echo(f"{a.name:<{width}}  {a.app_id}  {a.created_at}  allow-to: {allowed}")
+        scopes = ",".join(a.scopes)
+        click.echo(
+            f"{a.name:<{width}}  {a.app_id}  {a.created_at}  scopes: {scopes}  allow-to: {allowed}"
+        )
 
 
 @apps.command("revoke")

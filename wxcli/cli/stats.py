@@ -233,13 +233,16 @@ def words(run: _Run, top: int, by: str | None, groups: int | None, keywords: boo
     replies are not counted. After changing any of those, run
     `wxcli analyze --rebuild`.
     """
+    from wxcli.stats.export import words_rows
+
     s = run.stats
     if keywords and by:
         raise click.UsageError("--keywords ranks the whole period; it cannot be used with --by")
+    if run.fmt != "table":
+        out = words_rows(s, top, by, groups, keywords)
+        return run.rows(out.rows, out.columns)
     if keywords:
         rows: list[Any] = s.keywords(top)
-        if run.fmt != "table":
-            return run.rows(rows, ["word", "weight", "count"])
         if not rows:
             run.nothing("counted words")
             return
@@ -247,11 +250,6 @@ def words(run: _Run, top: int, by: str | None, groups: int | None, keywords: boo
         return run.table(None, ["word", "weight", "count"], rows)
     if by:
         rows = s.words_by(by, top, groups)
-        if run.fmt != "table":
-            keyed = [
-                {by: r.group, "word": r.word, "count": r.count, "share": r.share} for r in rows
-            ]
-            return run.rows(keyed, [by, "word", "count", "share"])
         if not rows:
             run.nothing("counted words")
             return
@@ -266,8 +264,6 @@ def words(run: _Run, top: int, by: str | None, groups: int | None, keywords: boo
         ]
         return run.table(None, [by, "words (count)"], lines)
     rows = s.words(top)
-    if run.fmt != "table":
-        return run.rows(rows, ["word", "count", "share"])
     if not rows:
         run.nothing("counted words")
         return
@@ -293,29 +289,23 @@ def activity(run: _Run, top: int, view: str | None) -> None:
     --top limits the busiest-chats list (and the chats drawn in the daily
     chart); system messages and recalls are not counted.
     """
+    from wxcli.stats.export import activity_rows
+
     s = run.stats
+    if run.fmt != "table":
+        out = activity_rows(s, top, view or "days")
+        return run.rows(out.rows, out.columns)
     total = s.total_messages()
-    if view is None and run.fmt != "table":
-        view = "days"
     if view == "days":
-        day_rows = s.days()
-        if run.fmt != "table":
-            return run.rows(day_rows, ["day", "chat", "messages"])
-        return run.table("Messages per day", ["day", "chat", "messages"], day_rows)
+        return run.table("Messages per day", ["day", "chat", "messages"], s.days())
     if view == "hours":
         hour_rows = s.chat_hours()
-        if run.fmt != "table":
-            return run.rows(hour_rows, ["chat", "weekday", "hour", "messages"])
         return run.table(
             "Messages per weekday (0 = Monday) and hour",
             ["chat", "weekday", "hour", "messages"],
             hour_rows,
         )
-    busiest = [
-        {"chat": c, "messages": n, "share": n / total if total else 0.0} for c, n in s.busiest(top)
-    ]
-    if view == "chats" and run.fmt != "table":
-        return run.rows(busiest, ["chat", "messages", "share"])
+    busiest = activity_rows(s, top, "chats").rows
     shown = [[r["chat"], r["messages"], f"{r['share']:.1%}"] for r in busiest]
     if view == "chats":
         return run.table("Busiest chats", ["chat", "messages", "share"], shown)
@@ -348,12 +338,13 @@ def speakers(run: _Run, top: int, overall: bool, no_lurkers: bool) -> None:
     """Top speakers of each chat, and lurkers: members in the roster in the
     period who sent nothing. Our own account is left out of both."""
     s = run.stats
+    if run.fmt != "table":
+        from wxcli.stats.export import speakers_rows
+
+        out = speakers_rows(s, top, overall, not no_lurkers)
+        return run.rows(out.rows, out.columns)
     talk = s.speakers(top, per_chat=not overall)
     quiet = [] if no_lurkers else s.lurkers()
-    if run.fmt != "table":
-        rows = [{**r.to_dict(), "role": "speaker"} for r in talk]
-        rows += [{**r.to_dict(), "messages": 0, "share": 0.0, "role": "lurker"} for r in quiet]
-        return run.rows(rows, ["chat", "name", "messages", "share", "role"])
     if not talk and not quiet:
         run.nothing("members")
         return
@@ -397,24 +388,20 @@ def sentiment(run: _Run, top: int, view: str | None) -> None:
     scores as trends. --top limits the chats and messages listed.
     """
     s = run.stats
-    if view is None and run.fmt != "table":
-        view = "days"
+    if run.fmt != "table":
+        from wxcli.stats.export import sentiment_rows
+
+        out = sentiment_rows(s, top, view or "days")
+        return run.rows(out.rows, out.columns)
     day_cols = ["day", "chat", "mean", "median", "negative_share", "messages"]
     chat_cols = ["chat", "mean", "median", "negative_share", "messages"]
-    neg_cols = ["score", "chat", "sender", "created_at", "text", "msg_id", "history_hint"]
     if view in ("days", "chat-days"):
         rows: list[Any] = s.sentiment_days(per_chat=view == "chat-days")
-        if run.fmt != "table":
-            return run.rows(rows, day_cols)
         return run.table("Sentiment per day", day_cols, rows)
     if view == "chats":
         rows = s.sentiment_chats()
-        if run.fmt != "table":
-            return run.rows(rows, chat_cols)
         return run.table("Sentiment per chat (lowest mean first)", chat_cols, rows)
     negatives = s.negatives(top)
-    if view == "negatives" and run.fmt != "table":
-        return run.rows(negatives, neg_cols)
     from rich.panel import Panel
     from rich.text import Text
 

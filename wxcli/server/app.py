@@ -57,6 +57,7 @@ from wxcli.server.auth import (
     SharedNonceStore,
 )
 from wxcli.server.openapi import openapi_document
+from wxcli.server.read import ArchiveReader, Query, ReadError
 
 if TYPE_CHECKING:
     from wxcli.config import Config
@@ -80,10 +81,28 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/msg/text"): "text",
     ("GET", "/v1/msg/text"): "text",
     ("POST", "/v1/msg/image"): "image",
+    ("GET", "/v1/messages"): "messages",
+    ("GET", "/v1/chats"): "chats",
+    ("GET", "/v1/stats/words"): "stats_words",
+    ("GET", "/v1/stats/activity"): "stats_activity",
+    ("GET", "/v1/stats/speakers"): "stats_speakers",
+    ("GET", "/v1/stats/sentiment"): "stats_sentiment",
 }
 
 #: Routes that change nothing: the only ones a HEAD request may run.
-SAFE_GETS = frozenset({"health", "openapi", "contacts"})
+SAFE_GETS = frozenset(
+    {
+        "health",
+        "openapi",
+        "contacts",
+        "messages",
+        "chats",
+        "stats_words",
+        "stats_activity",
+        "stats_speakers",
+        "stats_sentiment",
+    }
+)
 
 
 class ApiError(Exception):
@@ -114,6 +133,7 @@ class Request:
     environ: dict[str, Any]
     body: bytes = b""
     query: dict[str, str] = field(default_factory=dict)
+    pairs: list[tuple[str, str]] = field(default_factory=list)
 
     def header(self, name: str) -> str:
         key = "HTTP_" + name.upper().replace("-", "_")
@@ -138,15 +158,24 @@ def _json_body(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _parse_query(qs: str) -> dict[str, str]:
+def _query_pairs(qs: str) -> list[tuple[str, str]]:
     try:
         pairs = urllib.parse.parse_qsl(
             qs, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS, errors="strict"
         )
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "bad_query", "the query string is malformed or too long")
-    out: dict[str, str] = {}
     for k, v in pairs:
+        try:
+            (k + v).encode("utf-8")
+        except UnicodeEncodeError:  # %ED%A0%80: a lone surrogate
+            raise ApiError(400, "bad_query", "the query string is not valid UTF-8") from None
+    return pairs
+
+
+def _parse_query(qs: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in _query_pairs(qs):
         out.setdefault(k, v)
     return out
 
@@ -214,9 +243,11 @@ class RestApp:
         authenticator: Authenticator | None = None,
         fetcher: UrlFetcher | None = None,
         clock: Callable[[], float] = time.time,
+        reader: ArchiveReader | None = None,
     ):
         self.paths = paths
         self.config = config
+        self.reader = reader or ArchiveReader(paths, config)
         serve = config.data["serve"]
         send = config.data["send"]
         self.max_body = int(serve["max_body_bytes"])
@@ -254,7 +285,9 @@ class RestApp:
         )
 
     def close(self) -> None:
-        """Release what the app holds open (the shared nonce store)."""
+        """Release what the app holds open (the archive, the shared nonce store); long polls
+        still waiting return at once."""
+        self.reader.close()
         close = getattr(self.auth.nonces, "close", None)
         if close is not None:
             close()
@@ -318,7 +351,10 @@ class RestApp:
                     headers=[("Allow", ", ".join(allowed))],
                 )
         req = Request(method, path, str(environ.get("QUERY_STRING", "") or ""), environ)
-        req.query = _parse_query(req.query_string)
+        req.pairs = _query_pairs(req.query_string)
+        req.query = {}
+        for k, v in req.pairs:
+            req.query.setdefault(k, v)
         req.body = self._read_body(environ)
         return getattr(self, f"route_{name}")(req)
 
@@ -359,6 +395,34 @@ class RestApp:
                 str(exc),
                 headers=[("WWW-Authenticate", 'Bearer realm="wxcli"')],
             )
+
+    def _require(self, app: App, scope: str) -> None:
+        if not app.may(scope):
+            verb = {"read": "read the archive", "send": "send messages"}[scope]
+            raise ApiError(
+                403,
+                "scope_denied",
+                f"app {app.name!r} may not {verb}: its scopes are {', '.join(app.scopes)} "
+                f"(`wxcli apps add NAME --{scope}` creates an app that may)",
+            )
+
+    def _read(
+        self, req: Request, answer: Callable[[App, Query], dict[str, Any]]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Authenticate, check the read scope, answer from the archive."""
+        app = self._authenticate(req)
+        self._require(app, "read")
+        every: dict[str, list[str]] = {}
+        for k, v in req.pairs:
+            if k != "appkey":
+                every.setdefault(k, []).append(v)
+        first = {k: v[0] for k, v in every.items()}
+        try:
+            body = answer(app, Query(first, every))
+        except ReadError as exc:
+            headers = [("Retry-After", str(exc.retry_after))] if exc.retry_after else []
+            raise ApiError(exc.status, exc.code, str(exc), headers=headers) from None
+        return 200, [], _json_body(body)
 
     def _fields(
         self, req: Request, *, multipart: bool = False
@@ -634,8 +698,27 @@ class RestApp:
         out.sort(key=lambda d: (d["kind"] != "group", d["name"]))
         return 200, [], _json_body({"contacts": out})
 
+    def route_messages(self, req: Request) -> tuple[int, list[tuple[str, str]], bytes]:
+        return self._read(req, self.reader.messages)
+
+    def route_chats(self, req: Request) -> tuple[int, list[tuple[str, str]], bytes]:
+        return self._read(req, self.reader.chats)
+
+    def route_stats_words(self, req: Request) -> tuple[int, list[tuple[str, str]], bytes]:
+        return self._read(req, lambda app, q: self.reader.stats(app, "words", q))
+
+    def route_stats_activity(self, req: Request) -> tuple[int, list[tuple[str, str]], bytes]:
+        return self._read(req, lambda app, q: self.reader.stats(app, "activity", q))
+
+    def route_stats_speakers(self, req: Request) -> tuple[int, list[tuple[str, str]], bytes]:
+        return self._read(req, lambda app, q: self.reader.stats(app, "speakers", q))
+
+    def route_stats_sentiment(self, req: Request) -> tuple[int, list[tuple[str, str]], bytes]:
+        return self._read(req, lambda app, q: self.reader.stats(app, "sentiment", q))
+
     def route_text(self, req: Request) -> tuple[int, list[tuple[str, str]], bytes]:
         app = self._authenticate(req)
+        self._require(app, "send")
         fields, _ = self._fields(req)
         text = fields.get("text") or fields.get("word") or ""
         if not text.strip():
@@ -652,6 +735,7 @@ class RestApp:
 
     def route_image(self, req: Request) -> tuple[int, list[tuple[str, str]], bytes]:
         app = self._authenticate(req)
+        self._require(app, "send")
         fields, files = self._fields(req, multipart=True)
         upload = files.get("file")
         url = fields.get("image_url") or fields.get("imgUrl") or ""

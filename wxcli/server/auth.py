@@ -42,6 +42,10 @@ SIGNING_LABEL = b"wxcli-sign-v1"
 SIGNATURE_WINDOW = 300  # seconds either side of the server clock
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+#: What an app may do: ``send`` messages, ``read`` the archive. An app gets only what it was
+#: given; apps stored before scopes existed could only send, so that is what they keep.
+SCOPES = ("read", "send")
+DEFAULT_SCOPES = ("send",)
 
 
 class AuthError(WxError):
@@ -94,19 +98,24 @@ def signed_headers(
 
 @dataclass
 class App:
-    """One API client: its id, the verifier of its key and the chats it may send to."""
+    """One API client: its id, the verifier of its key, its scopes and the chats it may
+    send to and read (``allow_to``: globs over a chat's names; empty means every chat)."""
 
     name: str
     app_id: str
     verifier: bytes
     allow_to: list[str] = field(default_factory=list)
     created_at: str = ""
+    scopes: list[str] = field(default_factory=lambda: list(DEFAULT_SCOPES))
 
     def allows(self, names: Iterable[str]) -> bool:
         """True when the app has no allow-list or a pattern matches one of the chat's names."""
         if not self.allow_to:
             return True
-        return any(fnmatchcase(n, p) for n in names for p in self.allow_to)
+        return any(fnmatchcase(n, p) for n in names if n for p in self.allow_to)
+
+    def may(self, scope: str) -> bool:
+        return scope in self.scopes
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,6 +124,7 @@ class App:
             "verifier": base64.b64encode(self.verifier).decode(),
             "allow_to": list(self.allow_to),
             "created_at": self.created_at,
+            "scopes": list(self.scopes),
         }
 
     def public(self) -> dict[str, Any]:
@@ -122,6 +132,7 @@ class App:
         return {
             "name": self.name,
             "app_id": self.app_id,
+            "scopes": list(self.scopes),
             "allow_to": list(self.allow_to),
             "created_at": self.created_at,
         }
@@ -134,6 +145,7 @@ class App:
             verifier=base64.b64decode(str(d["verifier"])),
             allow_to=[str(p) for p in d.get("allow_to", [])],
             created_at=str(d.get("created_at", "")),
+            scopes=[str(x) for x in d.get("scopes", DEFAULT_SCOPES) if str(x) in SCOPES],
         )
 
 
@@ -178,12 +190,18 @@ class AppStore:
     def list(self) -> list[App]:
         return self._read()
 
-    def add(self, name: str, allow_to: Iterable[str] = ()) -> NewApp:
+    def add(
+        self, name: str, allow_to: Iterable[str] = (), scopes: Iterable[str] = DEFAULT_SCOPES
+    ) -> NewApp:
         if not NAME_RE.match(name):
             raise UsageError(
                 f"invalid app name {name!r}: use letters, digits, '_', '-' or '.' (max 64)"
             )
         patterns = [p for p in allow_to if p]
+        granted = [s for s in SCOPES if s in set(scopes)]
+        unknown = sorted(set(scopes) - set(SCOPES))
+        if unknown or not granted:
+            raise UsageError(f"scopes must be some of {', '.join(SCOPES)} (got {unknown or '[]'})")
         with locked(self.lock_path):
             apps = self._read()
             if any(a.name == name for a in apps):
@@ -195,6 +213,7 @@ class AppStore:
                 verifier=derive_verifier(key),
                 allow_to=patterns,
                 created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                scopes=granted,
             )
             apps.append(app)
             self._write(apps)

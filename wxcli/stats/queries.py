@@ -26,7 +26,7 @@ from typing import Any
 
 import peewee as pw
 
-from wxcli.errors import UsageError
+from wxcli.errors import ArchiveNotReadyError, UnknownChatError, UsageError
 from wxcli.stats.model import (
     DayCount,
     HourCell,
@@ -257,6 +257,9 @@ class Stats:
     period: Period
     chats: Sequence[str] = ()
     negative_threshold: float = 0.3
+    #: Only these chats (ids) exist for this report: the read API's allow-list. Patterns in
+    #: ``chats`` are matched within them, and no other chat's name appears in an error.
+    only: Sequence[int] | None = None
     chat_ids: list[int] | None = field(init=False, default=None)  # None: every chat
     names: dict[int, str] = field(init=False, default_factory=dict)
 
@@ -264,22 +267,29 @@ class Stats:
         m = self.archive.m
         self.mysql = self.archive.is_mysql
         if not m.Message.select().exists():
-            raise UsageError(
+            raise ArchiveNotReadyError(
                 "the archive has no messages yet: run `wxcli watch` (or `wxcli demo`) first"
             )
         W = m.WorkRange
         if not W.select().where(W.kind == "analysis", W.done == True).exists():
-            raise UsageError(
+            raise ArchiveNotReadyError(
                 "no message has been analysed yet: run `wxcli analyze` "
                 "(`wxcli watch` analyses messages as they arrive)"
             )
         all_names = _unique_names(m.Chat.select(m.Chat.id, m.Chat.name).tuples())
+        if self.only is not None:
+            allowed = set(self.only)
+            all_names = {cid: name for cid, name in all_names.items() if cid in allowed}
+            if not all_names:
+                raise UnknownChatError("no chat is visible to this caller")
+            if not self.chats:
+                self.chat_ids = sorted(all_names)
         if self.chats:
             ids: set[int] = set()
             for pattern in self.chats:
-                found = chat_ids_matching(self.archive, [pattern])
+                found = [c for c in chat_ids_matching(self.archive, [pattern]) if c in all_names]
                 if not found:
-                    raise UsageError(self._unknown_chat(pattern, all_names.values()))
+                    raise UnknownChatError(self._unknown_chat(pattern, all_names.values()))
                 ids.update(found)
             self.chat_ids = sorted(ids)
             self.names = {cid: all_names[cid] for cid in self.chat_ids}

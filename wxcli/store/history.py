@@ -82,12 +82,16 @@ class MessageFilter:
     grep: str | None = None
     kinds: tuple[str, ...] = ()
     exclude_self: bool = False
+    #: Only these chats (ids) exist for this reader (the read API's allow-list); None: all.
+    chat_ids: tuple[int, ...] | None = None
 
 
 def _filtered(archive: Archive, f: MessageFilter) -> Any:
     m = archive.m
     M, S, P = m.Message, m.MessageScore, m.Person
     q = M.select(M, S.sentiment).join(S, on=(S.message == M.id), join_type=pw.JOIN.LEFT_OUTER)
+    if f.chat_ids is not None:
+        q = q.where(M.chat.in_(list(f.chat_ids) or [-1]))
     if f.chats:
         ids = chat_ids_matching(archive, f.chats)
         q = q.where(M.chat.in_(ids or [-1]))
