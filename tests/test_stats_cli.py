@@ -251,6 +251,9 @@ def test_unknown_chat_and_bad_times_are_usage_errors(cli):
     assert_one_error(code, err, "the period is empty")
     code, _, err = cli("speakers", "--since", "yesterday-ish")
     assert_one_error(code, err, "cannot read the time")
+    for far in ("99999999999999d", "9999-12-31"):  # OverflowError inside datetime, not a bug
+        code, _, err = cli("words", "--since", "2026-11-01", "--until", far)
+        assert_one_error(code, err, "is out of range")
     code, out, err = cli("words", "--since", "2026-11-04", "--until", "2026-11-04")
     assert code == 0 and out == "" and "No counted words in this period" in err
     code, out, _ = cli("words", "--since", "2026-11-04", "--until", "2026-11-04", "--format", "csv")

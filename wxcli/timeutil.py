@@ -39,7 +39,13 @@ def parse_when(
 ) -> datetime:
     """``7d`` / ``12h`` / ``30m`` ago, a date (local midnight; the next midnight when ``end``),
     or an ISO date-time (local unless it has an offset). Returns an aware UTC datetime."""
-    now = now or datetime.now(UTC)
+    try:
+        return _parse_when(text, tz, now or datetime.now(UTC), end)
+    except OverflowError:  # 99999999999d ago, the day after 9999-12-31
+        raise UsageError(f"the time {text.strip()!r} is out of range") from None
+
+
+def _parse_when(text: str, tz: tzinfo, now: datetime, end: bool) -> datetime:
     text = text.strip()
     m = _REL.match(text)
     if m:
