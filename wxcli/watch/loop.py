@@ -412,7 +412,9 @@ class Watcher:
         if self.options.db_url and not self.options.analysis_command:
             cmd += ["--db", self.options.db_url]
         env = dict(os.environ)
-        if self.config.path is not None:
+        # Only a file that exists: the worker takes WXCLI_CONFIG as an explicit --config, and
+        # a missing explicit file is an error (a home without wxcli.toml got no analysis).
+        if self.config.path is not None and self.config.path.exists():
             env["WXCLI_CONFIG"] = str(self.config.path)
         env["WXCLI_HOME"] = str(self.paths.home)
         wanted = max(int(self.config.data["analysis"]["workers"]), 1)
