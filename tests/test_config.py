@@ -183,3 +183,25 @@ def test_the_example_file_documents_only_known_keys():
         assert f"[{section}]" in text, section
         for key in keys:
             assert f"{key} =" in text or f"# {key} =" in text, f"{section}.{key}"
+
+
+def test_typed_settings_mirror_the_file(tmp_path):
+    """``config.settings`` is the typed view of the same values ``data`` holds."""
+    from dataclasses import fields
+
+    from wxcli.config import SECTIONS, Settings
+
+    path = tmp_path / "wxcli.toml"
+    path.write_text('[serve]\nport = 9000\n[alert]\nstaff = ["小王"]\n', encoding="utf-8")
+    cfg = load_config(path)
+    s = cfg.settings
+    assert isinstance(s, Settings)
+    assert s.serve.port == 9000 and s.alert.staff == ["小王"]
+    assert s.serve.host == "127.0.0.1"  # defaults fill the rest
+    assert {f.name for f in fields(Settings)} == set(SCHEMA) == set(SECTIONS)
+    for section, kind in SECTIONS.items():
+        assert {f.name for f in fields(kind)} == set(SCHEMA[section])
+        for key in SCHEMA[section]:
+            assert getattr(getattr(s, section), key) == cfg.data[section][key]
+    with pytest.raises(AttributeError):
+        s.serve.port = 1  # type: ignore[misc]  # frozen: nobody changes settings behind our back

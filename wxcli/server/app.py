@@ -60,7 +60,7 @@ from wxcli.server.openapi import openapi_document
 from wxcli.server.read import ArchiveReader, Query, ReadError
 
 if TYPE_CHECKING:
-    from wxcli.config import Config
+    from wxcli.config import Config, ServeSettings
     from wxcli.paths import ProfilePaths
     from wxcli.protocol.models import Contact
 
@@ -248,11 +248,12 @@ class RestApp:
         self.paths = paths
         self.config = config
         self.reader = reader or ArchiveReader(paths, config)
-        serve = config.data["serve"]
-        send = config.data["send"]
-        self.max_body = int(serve["max_body_bytes"])
-        self.max_image = int(send["max_image_bytes"])
-        self.allow_query_key = bool(serve["allow_query_key"])
+        settings = config.settings
+        serve = settings.serve
+        self.max_body = serve.max_body_bytes
+        self.max_image = settings.send.max_image_bytes
+        self.allow_query_key = serve.allow_query_key
+        self.stale_seconds = settings.keepalive.stale_minutes * 60
         if audit is None:
             from wxcli.store.audit import audit_sink
 
@@ -270,12 +271,12 @@ class RestApp:
         )
         self.fetcher = fetcher or UrlFetcher(
             max_bytes=self.max_image,
-            timeout=float(serve["image_url_timeout"]),
-            allow_private=bool(serve["allow_private_urls"]),
+            timeout=serve.image_url_timeout,
+            allow_private=serve.allow_private_urls,
         )
         # image_url fetches wait on other people's servers: at most half the worker threads
         # may do so at once, so slow origins can never take the threads health and sends need.
-        self._fetch_slots = threading.BoundedSemaphore(max(int(serve["threads"]) // 2, 1))
+        self._fetch_slots = threading.BoundedSemaphore(max(serve.threads // 2, 1))
         self._openapi = _json_body(
             openapi_document(
                 allow_query_key=self.allow_query_key,
@@ -619,7 +620,7 @@ class RestApp:
         from wxcli.session import SessionStore
         from wxcli.watch.health import age_seconds, read_health
 
-        stale = float(self.config.get("keepalive", "stale_minutes")) * 60
+        stale = self.stale_seconds
         session: dict[str, Any] = {"profile": self.paths.profile, "logged_in": False}
         status = "not_logged_in"
         try:
@@ -817,12 +818,13 @@ def startup_warnings(config: Config, host: str) -> list[str]:
             f"serving on {host}, not loopback: anyone who can reach this port can try keys; "
             "put a TLS-terminating reverse proxy in front and firewall the port"
         )
-    if config.get("serve", "allow_query_key"):
+    serve = config.settings.serve
+    if serve.allow_query_key:
         out.append(
             "[serve] allow_query_key is on: app keys in URLs end up in proxy and access logs; "
             "move clients to Authorization: Bearer or request signing"
         )
-    if config.get("serve", "allow_private_urls"):
+    if serve.allow_private_urls:
         out.append("[serve] allow_private_urls is on: image_url may reach internal addresses")
     return out
 
@@ -845,9 +847,9 @@ def start_server(
     from waitress import wasyncore
     from waitress.server import create_server
 
-    serve = config.data["serve"]
-    host = host if host is not None else str(serve["host"])
-    port = port if port is not None else int(serve["port"])
+    serve = config.settings.serve
+    host = host if host is not None else serve.host
+    port = port if port is not None else serve.port
     wsgi = app or RestApp(paths, config, audit=audit, sender=sender)
     sock = _bind(host, port)
     try:
@@ -938,24 +940,24 @@ def _guarded_channel(header_timeout: float, per_client: int) -> type:
 
 
 def _create(
-    create_server: Callable[..., Any], wsgi: RestApp, sock: socket.socket, serve: dict[str, Any]
+    create_server: Callable[..., Any], wsgi: RestApp, sock: socket.socket, serve: ServeSettings
 ) -> Any:
     """waitress with our limits: body and header size, idle timeout, connection caps."""
     server = _create_waitress(create_server, wsgi, sock, serve)
     server.channel_class = _guarded_channel(
-        float(serve["header_timeout"]), max(int(serve["connections_per_client"]), 1)
+        serve.header_timeout, max(serve.connections_per_client, 1)
     )
     return server
 
 
 def _create_waitress(
-    create_server: Callable[..., Any], wsgi: RestApp, sock: socket.socket, serve: dict[str, Any]
+    create_server: Callable[..., Any], wsgi: RestApp, sock: socket.socket, serve: ServeSettings
 ) -> Any:
     return create_server(
         wsgi,
         sockets=[sock],
-        threads=max(int(serve["threads"]), 1),
-        max_request_body_size=int(serve["max_body_bytes"]) + BODY_SLACK,
+        threads=max(serve.threads, 1),
+        max_request_body_size=serve.max_body_bytes + BODY_SLACK,
         max_request_header_size=HEADER_LIMIT,
         channel_timeout=CHANNEL_TIMEOUT,
         connection_limit=100,

@@ -133,20 +133,21 @@ class ArchiveReader:
         self._closing = threading.Event()
         self.clock = clock
         self._sleep = sleep or self._closing.wait
-        serve = config.data["serve"]
-        self.max_wait = float(serve["max_wait_seconds"])
-        self.poll = max(float(serve["poll_seconds"]), 0.01)
+        settings = config.settings
+        serve = settings.serve
+        self.analysis = settings.analysis
+        self.max_wait = serve.max_wait_seconds
+        self.poll = max(serve.poll_seconds, 0.01)
         # Long polls hold a worker thread: at most half the threads may wait at once, so
         # sends, health and ordinary reads always find one free.
-        self._wait_slots = threading.BoundedSemaphore(max(int(serve["threads"]) // 2, 1))
+        self._wait_slots = threading.BoundedSemaphore(max(serve.threads // 2, 1))
 
     # ---------------------------------------------------------------- the archive
 
     def _open(self) -> Archive:
         from wxcli.store.archive import Archive
 
-        url = str(self.config.get("database", "url") or "")
-        if not url and not self.paths.default_db.exists():
+        if not self.config.settings.database.url and not self.paths.default_db.exists():
             raise ReadError(
                 409, "no_archive", "there is no archive yet: run `wxcli watch` to start one"
             )
@@ -200,7 +201,7 @@ class ArchiveReader:
         from wxcli.timeutil import zone
 
         p = query.first
-        tz = zone(str(self.config.get("analysis", "timezone")))
+        tz = zone(self.analysis.timezone)
         kinds = query.many("kind")
         bad = [k for k in kinds if k not in KINDS]
         if bad:
@@ -346,7 +347,7 @@ class ArchiveReader:
         from wxcli.timeutil import zone
 
         p = query.first
-        tz_name = str(self.config.get("analysis", "timezone"))
+        tz_name = self.analysis.timezone
         tz = zone(tz_name)
         try:
             period = period_from(p.get("since") or None, p.get("until") or None, tz)
@@ -392,7 +393,7 @@ class ArchiveReader:
                 archive,
                 period,
                 query.many("chat"),
-                negative_threshold=float(self.config.get("analysis", "negative_threshold")),
+                negative_threshold=self.analysis.negative_threshold,
                 only=only,
             )
             out = rows(s)
