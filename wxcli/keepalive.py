@@ -149,7 +149,7 @@ def keepalive(
     for a dead session (that is a result, not an error)."""
     from wxcli.account import session_status
 
-    stale = float(config.get("keepalive", "stale_minutes")) * 60
+    stale = config.settings.keepalive.stale_minutes * 60
     report = session_status(paths, config, live=True, stale_after=stale)
     result = KeepaliveResult(
         profile=paths.profile,

@@ -70,14 +70,14 @@ class PacerSettings:
 
     @classmethod
     def from_config(cls, config: Config) -> PacerSettings:
-        s = config.data["send"]
+        s = config.settings.send
         return cls(
-            burst=max(int(s["burst"]), 1),
-            rate=float(s["rate"]),
-            jitter=max(float(s["jitter"]), 0.0),
-            retries=max(int(s["retries"]), 0),
-            backoff=max(float(s["backoff"]), 0.0),
-            queue_limit=max(int(s["queue_limit"]), 0),
+            burst=max(s.burst, 1),
+            rate=float(s.rate),
+            jitter=max(float(s.jitter), 0.0),
+            retries=max(s.retries, 0),
+            backoff=max(float(s.backoff), 0.0),
+            queue_limit=max(s.queue_limit, 0),
         )
 
     @property

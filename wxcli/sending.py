@@ -358,10 +358,11 @@ def send_image(
 
     sender = Sender(paths, config, audit=audit)
     recipient = sender.resolve(to, to_id)  # fail on the name before fetching anything
+    settings = config.settings
     image = load_image(
         source,
-        max_bytes=int(config.get("send", "max_image_bytes")),
-        timeout=float(config.get("serve", "image_url_timeout")),
+        max_bytes=settings.send.max_image_bytes,
+        timeout=settings.serve.image_url_timeout,
         allow_private=allow_private_urls,
     )
     return sender.send_image(image, recipient=recipient, app=app)

@@ -11,7 +11,7 @@ def open_archive(app: AppContext, db_url: str | None = None):
     from wxcli.errors import UsageError
     from wxcli.store.archive import Archive
 
-    configured = db_url or app.config.get("database", "url")
+    configured = db_url or app.config.settings.database.url
     if not configured and not app.paths.default_db.exists():
         demo_db = app.home / "demo" / "wxcli.db"
         if demo_db.exists():

@@ -52,7 +52,7 @@ def analyze(
     cache = app.home / "cache"
     worker = AnalysisWorker(archive, app.config, cache_dir=cache)
     if since:
-        when = parse_when(since, zone(app.config.get("analysis", "timezone")))
+        when = parse_when(since, zone(app.config.settings.analysis.timezone))
         n = worker.rebuild(since=when)
         if not quiet:
             err_console().print(f"Recounted {n} messages from {since}.")

@@ -200,7 +200,7 @@ def replay(app: AppContext, name: str, since: str, until: str | None, db_url: st
     from wxcli.feed.runner import replay as run_replay
     from wxcli.timeutil import parse_when, zone
 
-    tz = zone(app.config.get("analysis", "timezone"))
+    tz = zone(app.config.settings.analysis.timezone)
     settings = _settings(app)
     spec = settings.sink(name)
     n = run_replay(

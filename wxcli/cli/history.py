@@ -41,7 +41,7 @@ def history(
     from wxcli.store.history import query_history
     from wxcli.timeutil import parse_when, zone
 
-    tz = zone(app.config.get("analysis", "timezone"))
+    tz = zone(app.config.settings.analysis.timezone)
     archive = open_archive(app, db_url)
     rows = list(
         query_history(

@@ -87,15 +87,7 @@ def image(app: AppContext, to: str | None, to_id: str | None, as_json: bool, sou
     content; a GIF goes as an animated sticker). Size limit: [send] max_image_bytes.
     """
     _check_recipient(to, to_id)
-    from wxcli.media_input import load_image
-    from wxcli.sending import Sender
+    from wxcli.sending import send_image
 
-    sender = Sender(app.paths, app.config)
-    recipient = sender.resolve(to, to_id)  # a wrong name fails before any download
-    picture = load_image(
-        source,
-        max_bytes=int(app.config.get("send", "max_image_bytes")),
-        timeout=float(app.config.get("serve", "image_url_timeout")),
-        allow_private=True,  # the user's own shell may fetch from their own network
-    )
-    _report(sender.send_image(picture, recipient=recipient), as_json)
+    # the user's own shell may fetch from their own network: private URLs allowed
+    _report(send_image(app.paths, app.config, source, to=to, to_id=to_id), as_json)

@@ -98,7 +98,7 @@ class _Run:
 
         cfg = app.config
         self.fmt, self.lang = fmt, lang
-        self.tz_name = str(cfg.get("analysis", "timezone"))
+        self.tz_name = cfg.settings.analysis.timezone
         tz = zone(self.tz_name)
         period = period_from(since, until, tz)
         self.archive = open_archive(app, db_url)
@@ -107,7 +107,7 @@ class _Run:
                 self.archive,
                 period,
                 chats,
-                negative_threshold=float(cfg.get("analysis", "negative_threshold")),
+                negative_threshold=cfg.settings.analysis.negative_threshold,
             )
         except BaseException:
             self.archive.close()
