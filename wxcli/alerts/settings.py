@@ -485,9 +485,11 @@ def load_alert_settings(config: Any) -> AlertSettings:
 def placeholder_env(channels: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """The real environment, plus a stand-in for every secret variable the channels name,
     so a channel can be validated where its secret is not set (e.g. `alert add-channel`)."""
+    from wxcli.alerts.channels import SECRET_ENV_KEYS
+
     env = dict(os.environ)
     for spec in channels.values():
-        for key in ("password_env", "secret_env"):
+        for key in SECRET_ENV_KEYS:
             var = spec.get(key)
             if isinstance(var, str) and var and not env.get(var):
                 env[var] = "placeholder"
@@ -496,8 +498,10 @@ def placeholder_env(channels: Mapping[str, Mapping[str, Any]]) -> dict[str, str]
 
 def missing_secrets(channels: Mapping[str, Mapping[str, Any]]) -> Iterator[tuple[str, str]]:
     """(channel, variable) for each secret variable that is named but not set now."""
+    from wxcli.alerts.channels import SECRET_ENV_KEYS
+
     for name, spec in channels.items():
-        for key in ("password_env", "secret_env"):
+        for key in SECRET_ENV_KEYS:
             var = spec.get(key)
             if isinstance(var, str) and var and not os.environ.get(var):
                 yield name, var
