@@ -91,9 +91,6 @@ def ensure_schema(archive: Any) -> SimpleNamespace:
     return am
 
 
-_naive = utc_naive
-
-
 def _aware(dt: datetime | None) -> datetime | None:
     return None if dt is None else utc_aware(dt)
 
@@ -214,7 +211,7 @@ class AlertHistoryStore:
     @staticmethod
     def _row(r: HistoryRecord) -> dict[str, Any]:
         return {
-            "fired_at": _naive(r.fired_at),
+            "fired_at": utc_naive(r.fired_at),
             "profile": r.profile[:64],
             "rule": r.rule[:64],
             "kind": r.kind[:16],
@@ -227,7 +224,7 @@ class AlertHistoryStore:
             "status": r.status,
             "attempts": r.attempts,
             "error": r.error[:2000],
-            "delivered_at": _naive(r.delivered_at) if r.delivered_at else None,
+            "delivered_at": utc_naive(r.delivered_at) if r.delivered_at else None,
             "digest": r.digest[:32],
         }
 
@@ -253,7 +250,7 @@ class AlertHistoryStore:
         H = am.AlertHistory
         q = H.select()
         if since is not None:
-            q = q.where(H.fired_at >= _naive(since))
+            q = q.where(H.fired_at >= utc_naive(since))
         if rule:
             q = q.where(H.rule == rule)
         if status:
@@ -294,7 +291,7 @@ class AlertHistoryStore:
         q = (
             H.select(H.rule, H.alert_key, pw.fn.MAX(H.fired_at))
             .where(
-                H.fired_at >= _naive(since),
+                H.fired_at >= utc_naive(since),
                 H.status != "quiet",
                 H.profile == self.profile,
             )
@@ -315,7 +312,7 @@ class AlertHistoryStore:
         if am is None:
             return
         S = am.AlertState
-        now = _naive(datetime.now(UTC))
+        now = utc_naive(datetime.now(UTC))
         with am.db.atomic():
             updated = S.update(value=value, updated_at=now).where(S.key == key).execute()
             if not updated:

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wxcli.alerts.model import SEVERITIES
 from wxcli.alerts.tables import TableReader
-from wxcli.errors import ConfigError
+from wxcli.errors import ConfigError, UsageError
+from wxcli.timeutil import zone
 from wxcli.tomledit import TomlFile, tidy
 
 #: Every rule kind, in the order `alert list` shows them.
@@ -444,8 +444,8 @@ def parse_alert_settings(
     if not isinstance(tz_name, str):
         raise top.error("timezone", f"must be a string, not {tz_name!r}")
     try:
-        s.tz = ZoneInfo(tz_name) if tz_name else UTC
-    except (ZoneInfoNotFoundError, ValueError):
+        s.tz = zone(tz_name)
+    except UsageError:
         raise top.error("timezone", f"unknown time zone {tz_name!r}; e.g. Asia/Shanghai") from None
     s.timezone = tz_name or "UTC"
     channels = section.get("channels", {})
