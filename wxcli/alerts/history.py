@@ -2,8 +2,10 @@
 not (with the error) — what ``wxcli alert history`` shows — plus a small key/value table where
 rules keep their place (e.g. the last sentiment score already looked at) across restarts.
 
-The tables are created by :func:`ensure_schema` (idempotent) and by the named migration step
-:func:`migrate_alert_history`, so an archive made before alerts existed gains them either way.
+The tables are created by :func:`ensure_schema` (idempotent) and by the archive's named
+migration step (``0003_alert_history``), so an archive made before alerts existed gains them
+either way. Their models live in the store (``wxcli.store.alert_models``), which owns every
+table and migration and must not import the alerts layer above it.
 """
 
 from __future__ import annotations
@@ -20,8 +22,16 @@ from typing import Any
 
 import peewee as pw
 
-from wxcli.store.models import DateTime6Field
+from wxcli.store.alert_models import build_alert_models, migrate_alert_history
 from wxcli.timeutil import utc_aware, utc_naive
+
+__all__ = [
+    "AlertHistoryStore",
+    "HistoryRecord",
+    "build_alert_models",
+    "ensure_schema",
+    "migrate_alert_history",
+]
 
 log = logging.getLogger(__name__)
 
@@ -29,58 +39,6 @@ log = logging.getLogger(__name__)
 STATUSES = ("delivered", "failed", "skipped", "quiet")
 #: Alerts kept in memory while the database cannot be written (oldest dropped beyond this).
 BACKLOG_LIMIT = 1000
-
-
-def build_alert_models(db: pw.Database) -> SimpleNamespace:
-    """The alert tables bound to ``db`` (like :func:`wxcli.store.models.build_models`)."""
-    from wxcli.store.models import model_base
-
-    Base = model_base(db)
-
-    class AlertHistory(Base):
-        """One alert and one channel: what was said, where, and whether it arrived."""
-
-        fired_at = DateTime6Field()
-        profile = pw.CharField(max_length=64, default="default")
-        rule = pw.CharField(max_length=64, default="")
-        kind = pw.CharField(max_length=16)
-        severity = pw.CharField(max_length=8, default="warning")
-        alert_key = pw.CharField(max_length=191, default="")  # 191: indexable in utf8mb4
-        title = pw.CharField(max_length=255, default="")
-        text = pw.TextField(default="")
-        fields = pw.TextField(default="")  # JSON object
-        channel = pw.CharField(max_length=64, default="")  # "" for quiet-hours records
-        status = pw.CharField(max_length=12)  # delivered | failed | skipped | quiet
-        attempts = pw.SmallIntegerField(default=0)
-        error = pw.TextField(default="")
-        delivered_at = DateTime6Field(null=True)
-        digest = pw.CharField(max_length=32, default="")  # shared by alerts sent as one digest
-
-        class Meta:
-            indexes = (
-                (("fired_at",), False),
-                (("rule", "alert_key", "fired_at"), False),
-            )
-
-    class AlertState(Base):
-        """Small named values rules keep between runs (high-water marks)."""
-
-        key = pw.CharField(max_length=100, primary_key=True)
-        value = pw.TextField(default="")
-        updated_at = DateTime6Field()
-
-    return SimpleNamespace(
-        db=db,
-        AlertHistory=AlertHistory,
-        AlertState=AlertState,
-        all=[AlertHistory, AlertState],
-    )
-
-
-def migrate_alert_history(m: SimpleNamespace) -> None:
-    """Migration step for the archive's ordered list: add the alert tables."""
-    am = build_alert_models(m.db)
-    m.db.create_tables(am.all, safe=True)
 
 
 def ensure_schema(archive: Any) -> SimpleNamespace:
