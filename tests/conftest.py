@@ -176,3 +176,12 @@ def analysis_cache(request, tmp_path_factory):
     if cache is not None:
         return cache.mkdir("wxcli-analysis-cache")
     return tmp_path_factory.mktemp("analysis-cache")
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory):
+    """A CA and a server certificate for 127.0.0.1/localhost (the alert channel tests' SMTP and
+    webhook servers); made once per session, it takes a moment."""
+    from tests.servers import make_tls_files
+
+    return make_tls_files(tmp_path_factory.mktemp("tls"))

@@ -35,6 +35,7 @@ from wxcli.errors import (
     ProtocolError,
     SessionExpiredError,
     WxError,
+    exception_chain,
 )
 from wxcli.protocol import responses
 from wxcli.protocol.hosts import hosts_from_redirect
@@ -154,29 +155,11 @@ class SilentLoginEvents:
         pass
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    """The exception and everything it wraps (causes, contexts, urllib3 ``reason``s)."""
-    out: list[BaseException] = []
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        cur = todo.pop()
-        if id(cur) in seen:
-            continue
-        seen.add(id(cur))
-        out.append(cur)
-        for nxt in (cur.__cause__, cur.__context__, getattr(cur, "reason", None)):
-            if isinstance(nxt, BaseException):
-                todo.append(nxt)
-        todo.extend(a for a in cur.args if isinstance(a, BaseException))
-    return out
-
-
 def _not_sent(exc: BaseException) -> bool:
     """True when the request certainly never reached the server (safe to retry a send)."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
-    names = {type(e).__name__ for e in _chain(exc)}
+    names = {type(e).__name__ for e in exception_chain(exc)}
     return bool(
         names & {"NewConnectionError", "NameResolutionError", "ConnectionRefusedError"}
         or "ConnectTimeoutError" in names
@@ -190,7 +173,7 @@ READ_TIMEOUT = "timed out waiting for the reply"
 def _is_read_timeout(exc: BaseException) -> bool:
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return True
-    return any(type(e).__name__ == "ReadTimeoutError" for e in _chain(exc))
+    return any(type(e).__name__ == "ReadTimeoutError" for e in exception_chain(exc))
 
 
 def _describe(exc: BaseException) -> str:

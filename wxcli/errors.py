@@ -253,3 +253,27 @@ class FeedError(WxError):
         self.retryable = retryable
         self.status = status
         super().__init__(message)
+
+
+# --- looking inside wrapped exceptions -------------------------------------------------------
+
+
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """The exception and everything it wraps, each once: ``__cause__``, ``__context__``,
+    urllib3's ``.reason`` and exceptions passed as arguments (requests nests reasons that way).
+
+    The one walker for deciding what a network failure really was (refused, timed out, TLS),
+    so every caller looks through the same layers.
+    """
+    out: list[BaseException] = []
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        cur = todo.pop()
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        out.append(cur)
+        nested = [cur.__cause__, cur.__context__, getattr(cur, "reason", None), *cur.args]
+        todo += [x for x in nested if isinstance(x, BaseException)]
+    return out

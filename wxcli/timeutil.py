@@ -14,6 +14,11 @@ _REL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.I)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
+def utc_now() -> datetime:
+    """Now as an aware UTC datetime: the default wherever a clock is injectable."""
+    return datetime.now(UTC)
+
+
 def utc_naive(dt: datetime) -> datetime:
     """``dt`` as a naive UTC datetime, the form the database columns hold."""
     return dt.astimezone(UTC).replace(tzinfo=None)

@@ -19,7 +19,7 @@ from typing import Any
 
 from wxcli.alerts.channels import Channel
 from wxcli.alerts.history import AlertHistoryStore, HistoryRecord
-from wxcli.alerts.model import LOGIN_KINDS, SEVERITIES, Alert
+from wxcli.alerts.model import SEVERITIES, Alert
 from wxcli.errors import AlertError
 from wxcli.retry import backoff
 
@@ -232,13 +232,9 @@ class Dispatcher:
         """Send with retries and back-off; never raises. ``report=False``: the caller shows
         the outcome itself, so a final failure is only logged at info level."""
         started = self.monotonic()
-        if channel.type == "wechat" and alert.kind in LOGIN_KINDS:
-            return DeliveryResult(
-                channel.name,
-                "skipped",
-                0,
-                "a WeChat channel cannot deliver this: it needs the session that was lost",
-            )
+        skip = channel.skip_reason(alert)
+        if skip is not None:
+            return DeliveryResult(channel.name, "skipped", 0, skip)
         error = ""
         attempt = 0
         while attempt < retries:

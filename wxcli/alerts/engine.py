@@ -14,15 +14,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from wxcli.alerts.channels import Channel, build_channel
+from wxcli.alerts.channels import Channel, WeChatSender, build_channel
 from wxcli.alerts.dispatcher import Dispatcher
 from wxcli.alerts.model import Alert
 from wxcli.alerts.rules import Gate, Rule, RuleContext, Sources, build_rules
 from wxcli.alerts.settings import AlertSettings, load_alert_settings
 from wxcli.errors import AlertError, WxError
+from wxcli.timeutil import utc_now
 from wxcli.watch.events import WatchEvent
 
 if TYPE_CHECKING:
@@ -35,11 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-WeChatSender = Callable[[str, str], object]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def build_channels(
@@ -69,7 +65,7 @@ class AlertEngine:
         profile: str = "default",
         sources: Sources | None = None,
         history: AlertHistoryStore | None = None,
-        clock: Clock = utcnow,
+        clock: Clock = utc_now,
         periodic: bool = True,
     ):
         self.settings = settings
@@ -107,7 +103,7 @@ class AlertEngine:
         env: Mapping[str, str] = os.environ,
         wechat_sender: WeChatSender | None = None,
         config_path: str | None = None,
-        clock: Clock = utcnow,
+        clock: Clock = utc_now,
         relogin: bool = False,
         hostname: str | None = None,
         periodic: bool = True,
@@ -357,7 +353,7 @@ def attach(
     watcher: Watcher,
     *,
     env: Mapping[str, str] = os.environ,
-    clock: Clock = utcnow,
+    clock: Clock = utc_now,
     start: bool = True,
     periodic: bool = True,
 ) -> AlertEngine | None:
@@ -496,7 +492,7 @@ def keepalive_alerts(
     config: Config,
     *,
     env: Mapping[str, str] = os.environ,
-    clock: Clock = utcnow,
+    clock: Clock = utc_now,
 ) -> KeepaliveAlerts | None:
     """Hooks for keepalive, or None when no alert channel is configured."""
     settings = load_alert_settings(config)

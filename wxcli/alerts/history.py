@@ -2,8 +2,10 @@
 not (with the error) — what ``wxcli alert history`` shows — plus a small key/value table where
 rules keep their place (e.g. the last sentiment score already looked at) across restarts.
 
-The tables are created by :func:`ensure_schema` (idempotent) and by the named migration step
-:func:`migrate_alert_history`, so an archive made before alerts existed gains them either way.
+The tables are created by :func:`ensure_schema` (idempotent) and by the archive's named
+migration step (``0003_alert_history``), so an archive made before alerts existed gains them
+either way. Their models live in the store (``wxcli.store.alert_models``), which owns every
+table and migration and must not import the alerts layer above it.
 """
 
 from __future__ import annotations
@@ -20,8 +22,16 @@ from typing import Any
 
 import peewee as pw
 
-from wxcli.store.models import DateTime6Field
+from wxcli.store.alert_models import build_alert_models, migrate_alert_history
 from wxcli.timeutil import utc_aware, utc_naive
+
+__all__ = [
+    "AlertHistoryStore",
+    "HistoryRecord",
+    "build_alert_models",
+    "ensure_schema",
+    "migrate_alert_history",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,67 +41,12 @@ STATUSES = ("delivered", "failed", "skipped", "quiet")
 BACKLOG_LIMIT = 1000
 
 
-def build_alert_models(db: pw.Database) -> SimpleNamespace:
-    """The alert tables bound to ``db`` (like :func:`wxcli.store.models.build_models`)."""
-    from wxcli.store.models import model_base
-
-    Base = model_base(db)
-
-    class AlertHistory(Base):
-        """One alert and one channel: what was said, where, and whether it arrived."""
-
-        fired_at = DateTime6Field()
-        profile = pw.CharField(max_length=64, default="default")
-        rule = pw.CharField(max_length=64, default="")
-        kind = pw.CharField(max_length=16)
-        severity = pw.CharField(max_length=8, default="warning")
-        alert_key = pw.CharField(max_length=191, default="")  # 191: indexable in utf8mb4
-        title = pw.CharField(max_length=255, default="")
-        text = pw.TextField(default="")
-        fields = pw.TextField(default="")  # JSON object
-        channel = pw.CharField(max_length=64, default="")  # "" for quiet-hours records
-        status = pw.CharField(max_length=12)  # delivered | failed | skipped | quiet
-        attempts = pw.SmallIntegerField(default=0)
-        error = pw.TextField(default="")
-        delivered_at = DateTime6Field(null=True)
-        digest = pw.CharField(max_length=32, default="")  # shared by alerts sent as one digest
-
-        class Meta:
-            indexes = (
-                (("fired_at",), False),
-                (("rule", "alert_key", "fired_at"), False),
-            )
-
-    class AlertState(Base):
-        """Small named values rules keep between runs (high-water marks)."""
-
-        key = pw.CharField(max_length=100, primary_key=True)
-        value = pw.TextField(default="")
-        updated_at = DateTime6Field()
-
-    return SimpleNamespace(
-        db=db,
-        AlertHistory=AlertHistory,
-        AlertState=AlertState,
-        all=[AlertHistory, AlertState],
-    )
-
-
-def migrate_alert_history(m: SimpleNamespace) -> None:
-    """Migration step for the archive's ordered list: add the alert tables."""
-    am = build_alert_models(m.db)
-    m.db.create_tables(am.all, safe=True)
-
-
 def ensure_schema(archive: Any) -> SimpleNamespace:
     """The alert models of ``archive``, creating their tables when missing (idempotent)."""
     am = build_alert_models(archive.db)
     if not all(archive.db.table_exists(t._meta.table_name) for t in am.all):
         archive.db.create_tables(am.all, safe=True)
     return am
-
-
-_naive = utc_naive
 
 
 def _aware(dt: datetime | None) -> datetime | None:
@@ -214,7 +169,7 @@ class AlertHistoryStore:
     @staticmethod
     def _row(r: HistoryRecord) -> dict[str, Any]:
         return {
-            "fired_at": _naive(r.fired_at),
+            "fired_at": utc_naive(r.fired_at),
             "profile": r.profile[:64],
             "rule": r.rule[:64],
             "kind": r.kind[:16],
@@ -227,7 +182,7 @@ class AlertHistoryStore:
             "status": r.status,
             "attempts": r.attempts,
             "error": r.error[:2000],
-            "delivered_at": _naive(r.delivered_at) if r.delivered_at else None,
+            "delivered_at": utc_naive(r.delivered_at) if r.delivered_at else None,
             "digest": r.digest[:32],
         }
 
@@ -253,7 +208,7 @@ class AlertHistoryStore:
         H = am.AlertHistory
         q = H.select()
         if since is not None:
-            q = q.where(H.fired_at >= _naive(since))
+            q = q.where(H.fired_at >= utc_naive(since))
         if rule:
             q = q.where(H.rule == rule)
         if status:
@@ -294,7 +249,7 @@ class AlertHistoryStore:
         q = (
             H.select(H.rule, H.alert_key, pw.fn.MAX(H.fired_at))
             .where(
-                H.fired_at >= _naive(since),
+                H.fired_at >= utc_naive(since),
                 H.status != "quiet",
                 H.profile == self.profile,
             )
@@ -315,7 +270,7 @@ class AlertHistoryStore:
         if am is None:
             return
         S = am.AlertState
-        now = _naive(datetime.now(UTC))
+        now = utc_naive(datetime.now(UTC))
         with am.db.atomic():
             updated = S.update(value=value, updated_at=now).where(S.key == key).execute()
             if not updated:

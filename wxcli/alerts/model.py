@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+
+from wxcli.timeutil import utc_now
 
 #: Every kind of alert wxcli raises; channels use it only to pick wording (e.g. the QR hint).
 KINDS = frozenset(
@@ -26,10 +28,6 @@ SEVERITIES = ("info", "warning", "critical")
 
 #: Kinds whose alert is about logging in again, so channels show the QR code or say how to get it.
 LOGIN_KINDS = frozenset({"session_lost", "login_needed"})
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -61,7 +59,7 @@ class Alert:
     attachments: list[Attachment] = field(default_factory=list)
     image_url: str | None = None
     key: str = ""
-    created_at: datetime = field(default_factory=_utcnow)
+    created_at: datetime = field(default_factory=utc_now)
     severity: str = "warning"
 
     def __post_init__(self) -> None:

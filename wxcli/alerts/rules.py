@@ -85,10 +85,6 @@ def chat_matches(name: str, globs: Sequence[str]) -> bool:
     return not globs or any(fnmatch.fnmatchcase(name, g) for g in globs)
 
 
-_aware = utc_aware
-_naive = utc_naive
-
-
 class Rule:
     """One configured rule. ``events`` lists the watch events it reads; ``periodic`` rules are
     also asked to :meth:`check` every few seconds."""
@@ -270,7 +266,7 @@ class WatchDownRule(Rule):
         if not reason:
             return []
         try:
-            last = local_time(_aware(datetime.fromisoformat(health.last_synccheck_at)), self.tz)
+            last = local_time(utc_aware(datetime.fromisoformat(health.last_synccheck_at)), self.tz)
         except (TypeError, ValueError):
             last = "never"
         return [
@@ -337,8 +333,8 @@ class SilenceRule(Rule):
 
         def counts(start: datetime, end: datetime) -> Counter[int]:
             q = M.select(M.chat, fn.COUNT(M.id)).where(
-                M.created_at >= _naive(start),
-                M.created_at < _naive(end),
+                M.created_at >= utc_naive(start),
+                M.created_at < utc_naive(end),
                 M.kind.not_in(NOT_SPOKEN),
             )
             if account is not None:
@@ -558,7 +554,7 @@ class KeywordRule(Rule):
             if matched is None:
                 continue
             chat, sender = row.chat_name, row.sender_name or "(unknown)"
-            created = _aware(row.created_at)
+            created = utc_aware(row.created_at)
             out.append(
                 self.make(
                     title=f"[wxcli] {chat}: {sender} wrote “{matched}”",
@@ -673,7 +669,7 @@ class NegativeRule(Rule):
 
     def _one(self, r: tuple[Any, ...], now: datetime) -> Alert:
         _id, chat_id, chat, sender, text, created, msg_id, score = r
-        created = _aware(created)
+        created = utc_aware(created)
         sender = sender or "(unknown)"
         return self.make(
             title=f"[wxcli] {chat}: negative message from {sender} ({score:.2f})",
@@ -701,8 +697,8 @@ class NegativeRule(Rule):
                 .join(S, on=(S.message == M.id))
                 .where(
                     M.chat == chat_id,
-                    M.created_at >= _naive(now - window),
-                    M.created_at <= _naive(now),
+                    M.created_at >= utc_naive(now - window),
+                    M.created_at <= utc_naive(now),
                     M.is_self == False,
                 )
                 .tuples()
@@ -782,7 +778,7 @@ class UnansweredRule(Rule):
         if staff_ids:
             answer = answer | M.sender.in_(staff_ids)
             customer = customer & (M.sender.is_null() | M.sender.not_in(staff_ids))
-        since = _naive(now - UNANSWERED_LOOKBACK)
+        since = utc_naive(now - UNANSWERED_LOOKBACK)
         ids = list(names)
 
         def latest(cond: Any) -> dict[int, datetime]:
@@ -806,7 +802,7 @@ class UnansweredRule(Rule):
             first = waiting.order_by(M.created_at, M.id).first()
             if first is None:
                 continue
-            asked_at = _aware(first.created_at)
+            asked_at = utc_aware(first.created_at)
             waited = self.settings.working_seconds(asked_at, now)
             if waited < limit:
                 continue

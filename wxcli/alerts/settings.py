@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wxcli.alerts.model import SEVERITIES
 from wxcli.alerts.tables import TableReader
-from wxcli.errors import ConfigError
+from wxcli.errors import ConfigError, UsageError
+from wxcli.timeutil import zone
 from wxcli.tomledit import TomlFile, tidy
 
 #: Every rule kind, in the order `alert list` shows them.
@@ -444,8 +444,8 @@ def parse_alert_settings(
     if not isinstance(tz_name, str):
         raise top.error("timezone", f"must be a string, not {tz_name!r}")
     try:
-        s.tz = ZoneInfo(tz_name) if tz_name else UTC
-    except (ZoneInfoNotFoundError, ValueError):
+        s.tz = zone(tz_name)
+    except UsageError:
         raise top.error("timezone", f"unknown time zone {tz_name!r}; e.g. Asia/Shanghai") from None
     s.timezone = tz_name or "UTC"
     channels = section.get("channels", {})
@@ -485,9 +485,11 @@ def load_alert_settings(config: Any) -> AlertSettings:
 def placeholder_env(channels: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """The real environment, plus a stand-in for every secret variable the channels name,
     so a channel can be validated where its secret is not set (e.g. `alert add-channel`)."""
+    from wxcli.alerts.channels import SECRET_ENV_KEYS
+
     env = dict(os.environ)
     for spec in channels.values():
-        for key in ("password_env", "secret_env"):
+        for key in SECRET_ENV_KEYS:
             var = spec.get(key)
             if isinstance(var, str) and var and not env.get(var):
                 env[var] = "placeholder"
@@ -496,8 +498,10 @@ def placeholder_env(channels: Mapping[str, Mapping[str, Any]]) -> dict[str, str]
 
 def missing_secrets(channels: Mapping[str, Mapping[str, Any]]) -> Iterator[tuple[str, str]]:
     """(channel, variable) for each secret variable that is named but not set now."""
+    from wxcli.alerts.channels import SECRET_ENV_KEYS
+
     for name, spec in channels.items():
-        for key in ("password_env", "secret_env"):
+        for key in SECRET_ENV_KEYS:
             var = spec.get(key)
             if isinstance(var, str) and var and not os.environ.get(var):
                 yield name, var

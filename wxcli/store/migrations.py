@@ -52,8 +52,8 @@ def _stats_rollups(m: SimpleNamespace) -> None:
 
 
 def _alert_history(m: SimpleNamespace) -> None:
-    """The alert history and cooldown state (their models live with the alerts)."""
-    from wxcli.alerts.history import migrate_alert_history
+    """The alert history and cooldown state (models in store.alert_models)."""
+    from wxcli.store.alert_models import migrate_alert_history
 
     migrate_alert_history(m)
 
