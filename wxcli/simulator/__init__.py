@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from wxcli.simulator.control_client import SimControl
-from wxcli.simulator.engine import Engine, Settings, SimError
+from wxcli.simulator.core import Settings, SimError
+from wxcli.simulator.engine import Engine
 from wxcli.simulator.world import builtin_scenario, default_spec, load_scenario
 
 __all__ = ["Engine", "Settings", "SimControl", "SimError", "Simulator"]
