@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import ast
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from wxcli.simulator.core import Core, Settings, SimError
 from wxcli.simulator.directory import Directory
@@ -391,3 +393,25 @@ def test_timeline_entries_drive_any_driver():
         ("add_fault", ({"kind": "drop"},)),
         ("inject", ({"group": "g", "sender": "s", "content": "hi"},)),
     ]
+
+
+# -- python -m wxcli.simulator ----------------------------------------------------------------
+
+
+def test_module_entry_point_serves_until_sigterm():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wxcli.simulator", "--port", "0", "--hold", "0.1", "--seed", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        state = requests.get(url + "/_sim/state", timeout=10).json()
+        assert state["settings"]["synccheck_hold"] == 0.1 and not state["logged_in"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert "Simulator serving" in err and "WXCLI_LOGIN_URL=" in err

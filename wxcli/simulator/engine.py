@@ -27,7 +27,7 @@ from wxcli.simulator.outbox import Outbox
 from wxcli.simulator.roster import Roster
 from wxcli.simulator.session import WebSession
 from wxcli.simulator.traffic import Timeline, Traffic, flood
-from wxcli.simulator.world import IdMaker, Person, World
+from wxcli.simulator.world import Group, IdMaker, Person, World
 
 __all__ = ["Engine", "Settings", "SimError"]
 
@@ -243,7 +243,7 @@ class Engine:
     def special_contact(self, sess: WebSession, name: str) -> dict[str, Any]:
         return self.directory.special_contact(sess, name)
 
-    def group_contact(self, sess: WebSession, g: Any, members: str = "full") -> dict[str, Any]:
+    def group_contact(self, sess: WebSession, g: Group, members: str = "full") -> dict[str, Any]:
         return self.directory.group_contact(sess, g, members)
 
     def contact_for_pid(self, sess: WebSession, pid: str) -> dict[str, Any] | None:
