@@ -404,7 +404,7 @@ def test_flood_messages_are_byte_identical_to_normal_injection(sim):
     sent = json.loads(event.raw)
     assert sent["MsgId"] == msg_id and event.msg_id == msg_id
     spec = {"group": group.gid, "sender": sender, "content": text}
-    ref, chat = build_message(engine, {**spec, "create_time": sent["CreateTime"]})
+    ref, chat = build_message(engine.composer, {**spec, "create_time": sent["CreateTime"]})
     ref.update(MsgId=msg_id, NewMsgId=int(msg_id))
     assert wire.encode_lines(ref) == event.raw
     assert chat == "VIP客户群💎" and sim.control.injected()[-1]["msg_id"] == msg_id

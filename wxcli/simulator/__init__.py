@@ -4,6 +4,34 @@ Start it in-process (``with Simulator() as sim: sim.base_url``), from the shell 
 or ``python -m wxcli.simulator``), and drive it through the ``/_sim/`` control API, e.g. with
 :class:`SimControl`. It answers the paths, query strings, cookies and bodies of
 ``web-wechat-protocol.md``; nothing in wxcli depends on it outside tests and ``wxcli demo``.
+
+Who owns what (each module imports only those above it, and nothing of wxcli outside the
+simulator but ``wxcli.protocol``; ``tests/test_simulator_parts.py`` checks it):
+
+=================  ==========================================================================
+``wire``           the wire format: JSON layouts, escaping, contact/member/message shapes
+``world``          who exists: the account, people, groups, members; scenario files
+``media``          asset bytes, tagged photo JPEGs, the QR code JPEG, image type sniffing
+``session``        one web session: credentials, its ``@`` UserNames, event log, sync keys
+``core``           what all parts share: lock + condition, ``Settings``, seeded rng, the world,
+                   MsgIds, the current-session slot; ``SimError``
+``faults``         ``Fault`` kinds and the board that arms and fires them
+``login``          QR codes, the phone's scan/confirm/cancel, login polls, tickets, opening
+                   and ending web sessions, push login, BaseRequest checks
+``directory``      contact objects as a session sees them (webwxinit, getcontact, batch)
+``mediastore``     downloadable media by MsgId, uploads (chunked) by MediaId
+``messages``       builders for every MsgType, over a small ``Composer`` (not the engine)
+``mailbox``        the message queues: deliver, contact changes, inject, recall, history,
+                   status notify, synccheck and webwxsync
+``roster``         friends, officials and groups come, change and go (with their notices)
+``outbox``         sends: 1204/1205 rules, the token bucket, echoes, revokes, the sent record
+``traffic``        chatter, timelines and floods, through a ``Driver`` protocol
+``engine``         ``Engine``: the thin facade composing the parts (reset/stop, faults that
+                   act at once, webwxinit starting timeline and traffic, ``state()``)
+``control``        the ``/_sim/`` control API → engine calls
+``server``         HTTP: Web WeChat endpoints, fault effects on the socket, cookies, hosts
+``control_client`` ``SimControl``, a Python client of the control API
+=================  ==========================================================================
 """
 
 from __future__ import annotations
@@ -13,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from wxcli.simulator.control_client import SimControl
-from wxcli.simulator.engine import Engine, Settings, SimError
+from wxcli.simulator.core import Settings, SimError
+from wxcli.simulator.engine import Engine
 from wxcli.simulator.world import builtin_scenario, default_spec, load_scenario
 
 __all__ = ["Engine", "Settings", "SimControl", "SimError", "Simulator"]

@@ -1,8 +1,73 @@
-"""``python -m wxcli.simulator`` — the same as ``wxcli sim``."""
+"""``python -m wxcli.simulator``: run the simulator in the foreground, like ``wxcli sim``.
 
+Same options as ``wxcli sim``, parsed with argparse: the simulator stands beside wxcli and
+imports nothing of its command line (or of any layer above the protocol).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
 import sys
 
-from wxcli.cli import main
+from wxcli.simulator import Simulator
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def say(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m wxcli.simulator",
+        description="Run a local Web WeChat simulator for trying wxcli without an account.",
+        epilog="Point wxcli at it with: WXCLI_LOGIN_URL=http://127.0.0.1:8765 wxcli login",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="Bind address (loopback).")
+    p.add_argument("--port", default=8765, type=int, help="Port; 0 = any free.")
+    p.add_argument("--scenario", help="TOML/JSON world + timeline file, or a built-in name.")
+    p.add_argument("--auto-confirm", action="store_true", help="The phone confirms every QR.")
+    p.add_argument("--rate", type=float, help="Generate customer chatter at this many msgs/s.")
+    p.add_argument("--seed", default=0, type=int, help="Seed of names and chatter.")
+    p.add_argument("--hold", type=float, help="Seconds synccheck/login polls hold when idle.")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if args.host not in LOOPBACK:
+        say(f"Warning: binding the simulator to {args.host} exposes it beyond loopback.")
+    extra = {} if args.hold is None else {"synccheck_hold": args.hold, "login_hold": args.hold}
+    simulator = Simulator(
+        args.scenario,
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        auto_confirm=args.auto_confirm,
+        rate=args.rate,
+        **extra,
+    )
+    url = simulator.start()
+    sys.stdout.write(url + "\n")
+    sys.stdout.flush()
+    confirm = " (auto-confirm)" if args.auto_confirm else ""
+    nickname = simulator.engine.world.account.nickname
+    say(f"Simulator serving {nickname!r} at {url}{confirm}. Ctrl-C to stop.")
+    say(f"  WXCLI_LOGIN_URL={url} wxcli login")
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)  # stop cleanly under a service manager too
+    try:
+        simulator.serve_forever()
+    except KeyboardInterrupt:
+        simulator.stop()
+    return 0
+
 
 if __name__ == "__main__":
-    main(["sim", *sys.argv[1:]])
+    sys.exit(main())

@@ -6,9 +6,11 @@ use it through :class:`wxcli.simulator.SimControl` or plain HTTP.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
-from wxcli.simulator.engine import Engine, SimError
+from wxcli.simulator.core import SimError
+from wxcli.simulator.engine import Engine
 
 
 def _list(data: Any, key: str) -> list[dict[str, Any]]:
@@ -38,8 +40,6 @@ def dispatch(
     if route == "/settings":
         if method == "POST":
             engine.settings.update(d)
-        from dataclasses import asdict
-
         return 200, asdict(engine.settings)
 
     # -- the phone ----------------------------------------------------------------------
@@ -134,8 +134,7 @@ def dispatch(
             return 200, {"running": False}
         if method == "POST":
             return 200, engine.start_traffic(d)
-        t = engine._traffic
-        return 200, t.describe() if t else {"running": False}
+        return 200, engine.traffic()
     if route == "/flood" and method == "POST":
         return 200, engine.flood(d)
 

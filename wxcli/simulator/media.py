@@ -40,11 +40,24 @@ def photo(key: str) -> tuple[bytes, bytes, int, int]:
     return full, thumb, size[0], size[1]
 
 
-def sniff_mime(data: bytes) -> str:
-    """Content type of image bytes (the media endpoints answer with the real type)."""
-    from wxcli.media_input import sniff_image
+_MAGIC = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
 
-    return sniff_image(data) or "application/octet-stream"
+
+def sniff_mime(data: bytes) -> str:
+    """Content type of image bytes by their magic (the media endpoints answer with the real
+    type, whatever name the upload had). Kept here: the simulator stands in for WeChat's
+    servers and uses none of the client's modules."""
+    for magic, mime in _MAGIC:
+        if data.startswith(magic):
+            return mime
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"
 
 
 # -- QR code as a JPEG ------------------------------------------------------------------------
@@ -127,8 +140,16 @@ def flat_blocks_jpeg(blocks: list[list[bool]]) -> bytes:
     return header + bytes(out) + b"\xff\xd9"
 
 
+def qr_modules(text: str, border: int = 2) -> list[list[bool]]:
+    """The QR module matrix of ``text`` (True = dark), error correction M, as WeChat's."""
+    import qrcode  # imported when the first QR image is served, not at start-up
+
+    qr = qrcode.QRCode(border=border, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    qr.add_data(text)
+    qr.make(fit=True)
+    return [list(row) for row in qr.get_matrix()]
+
+
 def qr_jpeg(text: str) -> bytes:
     """The QR code of ``text`` as the JPEG the login host serves (8 pixels per module)."""
-    from wxcli.qr import qr_matrix
-
-    return flat_blocks_jpeg(qr_matrix(text, border=2))
+    return flat_blocks_jpeg(qr_modules(text, border=2))

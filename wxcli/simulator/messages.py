@@ -2,7 +2,8 @@
 
 Input is a control-API spec such as ``{"group": "客服群1", "sender": "张三", "type": "text",
 "content": "..."}``; output is the wire message (for the current session's UserNames) plus the
-chat's name, and the media bytes are registered with the engine for the download endpoints.
+chat's name. The builders see the rest of the simulator only through a :class:`Composer`: the
+world, fresh MsgIds, the media store (attachments stay downloadable) and the session's names.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import time
 import urllib.parse
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wxcli.simulator import media, wire
-from wxcli.simulator.world import SPECIAL_ACCOUNTS, Group, Person
-
-if TYPE_CHECKING:
-    from wxcli.simulator.engine import Engine, WebSession
+from wxcli.simulator.core import Core, Settings, SimError
+from wxcli.simulator.mediastore import MediaStore
+from wxcli.simulator.session import WebSession
+from wxcli.simulator.world import SPECIAL_ACCOUNTS, Group, IdMaker, Person, World, _person
 
 MENTION_SPACE = "\u2005"
 
@@ -44,9 +45,34 @@ MESSAGE_TYPES = (
 
 
 def _err(msg: str) -> Exception:
-    from wxcli.simulator.engine import SimError
-
     return SimError(msg)
+
+
+class Composer:
+    """What the builders need from the simulator, and nothing more."""
+
+    def __init__(self, core: Core, media_store: MediaStore):
+        self.core = core
+        self.new_msg_id = core.new_msg_id
+        self.add_media = media_store.add_media
+        # Friend requests awaiting an answer: ticket -> pid (webwxverifyuser consumes them).
+        self.pending_requests: dict[str, str] = {}
+
+    @property
+    def world(self) -> World:
+        return self.core.world
+
+    @property
+    def ids(self) -> IdMaker:
+        return self.core.ids
+
+    @property
+    def settings(self) -> Settings:
+        return self.core.settings
+
+    @property
+    def session(self) -> WebSession | None:
+        return self.core.session
 
 
 class _Route:
@@ -59,34 +85,33 @@ class _Route:
         self.chat = chat
 
 
-def _session_names(engine: Engine) -> WebSession | None:
-    sess = engine.session
-    return sess if sess is not None and sess.alive else None
+def _session_names(ctx: Composer) -> WebSession | None:
+    return ctx.core.live_session()
 
 
-def _name(engine: Engine, pid: str, group: bool = False) -> str:
+def _name(ctx: Composer, pid: str, group: bool = False) -> str:
     """Session UserName for a pid; a placeholder when nobody is logged in."""
-    sess = _session_names(engine)
+    sess = _session_names(ctx)
     if sess is None:
         return "@" + hashlib.sha256(pid.encode()).hexdigest()[:32]
-    short = pid == engine.world.account.pid
+    short = pid == ctx.world.account.pid
     return sess.name_for(pid, short=short, group=group)
 
 
-def _route(engine: Engine, spec: dict[str, Any]) -> tuple[_Route, Person | None, Group | None]:
-    world = engine.world
-    me = _name(engine, world.account.pid)
+def _route(ctx: Composer, spec: dict[str, Any]) -> tuple[_Route, Person | None, Group | None]:
+    world = ctx.world
+    me = _name(ctx, world.account.pid)
     if spec.get("self"):
         target = str(spec.get("to", "filehelper"))
         g = world.find_group(target)
         if g is not None:
-            return _Route(me, _name(engine, g.gid, group=True), "", g.name), None, g
+            return _Route(me, _name(ctx, g.gid, group=True), "", g.name), None, g
         if target in SPECIAL_ACCOUNTS:
             return _Route(me, target, "", SPECIAL_ACCOUNTS[target]), None, None
         p = world.find_person(target)
         if p is None:
             raise _err(f"no chat named {target!r}")
-        return _Route(me, _name(engine, p.pid), "", p.remark or p.nickname), p, None
+        return _Route(me, _name(ctx, p.pid), "", p.remark or p.nickname), p, None
     if "group" in spec:
         g = world.find_group(str(spec["group"]))
         if g is None:
@@ -94,7 +119,7 @@ def _route(engine: Engine, spec: dict[str, Any]) -> tuple[_Route, Person | None,
         if g.member(world.account.pid) is None:
             raise _err(f"the account is not in group {g.name!r}")
         sender_name = str(spec.get("sender", ""))
-        gname = _name(engine, g.gid, group=True)
+        gname = _name(ctx, g.gid, group=True)
         if sender_name in ("self", ""):
             if sender_name == "self":
                 return _Route(me, gname, "", g.name), None, g
@@ -102,7 +127,7 @@ def _route(engine: Engine, spec: dict[str, Any]) -> tuple[_Route, Person | None,
         p = world.find_member(g, sender_name)
         if p is None:
             raise _err(f"{sender_name!r} is not a member of {g.name!r}")
-        prefix = _name(engine, p.pid) + ":<br/>"
+        prefix = _name(ctx, p.pid) + ":<br/>"
         return _Route(gname, me, prefix, g.name), p, g
     if "from" in spec:
         who = str(spec["from"])
@@ -111,29 +136,29 @@ def _route(engine: Engine, spec: dict[str, Any]) -> tuple[_Route, Person | None,
         p = world.find_person(who)
         if p is None:
             raise _err(f"no contact named {who!r}")
-        return _Route(_name(engine, p.pid), me, "", p.remark or p.nickname), p, None
+        return _Route(_name(ctx, p.pid), me, "", p.remark or p.nickname), p, None
     raise _err("say where the message comes from: 'group' + 'sender', 'from', or 'self' + 'to'")
 
 
-def _text_with_mentions(engine: Engine, spec: dict[str, Any], group: Group | None) -> str:
+def _text_with_mentions(ctx: Composer, spec: dict[str, Any], group: Group | None) -> str:
     text = str(spec.get("content", ""))
     names = list(spec.get("mentions", []))
     if spec.get("mention_me") and group is not None:
-        names.append(engine.world.display_name(group, engine.world.account.pid))
+        names.append(ctx.world.display_name(group, ctx.world.account.pid))
     if names:
         text = "".join(f"@{n}{MENTION_SPACE}" for n in names) + text
     return text
 
 
-def build_message(engine: Engine, spec: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def build_message(ctx: Composer, spec: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The wire message for a control-API spec, and the chat name it belongs to."""
     kind = str(spec.get("type", "text"))
     if kind not in MESSAGE_TYPES:
         raise _err(f"unknown message type {kind!r}; one of {', '.join(MESSAGE_TYPES)}")
     if kind == "friend_request":
-        return _friend_request(engine, spec), "fmessage"
-    route, _person, group = _route(engine, spec)
-    msg_id = engine.new_msg_id()
+        return _friend_request(ctx, spec), "fmessage"
+    route, _sender, group = _route(ctx, spec)
+    msg_id = ctx.new_msg_id()
     now = int(spec.get("create_time") or time.time())
     base = {
         "msg_id": msg_id,
@@ -142,20 +167,20 @@ def build_message(engine: Engine, spec: dict[str, Any]) -> tuple[dict[str, Any],
         "create_time": now,
     }
     builder = _BUILDERS[kind]
-    msg = builder(engine, spec, route, base, group)
+    msg = builder(ctx, spec, route, base, group)
     return msg, route.chat
 
 
-def _text(engine, spec, route, base, group):
-    text = _text_with_mentions(engine, spec, group)
+def _text(ctx, spec, route, base, group):
+    text = _text_with_mentions(ctx, spec, group)
     return wire.message_object(msg_type=1, content=route.prefix + wire.escape_text(text), **base)
 
 
-def _image(engine, spec, route, base, group):
+def _image(ctx, spec, route, base, group):
     key = str(spec.get("image") or base["msg_id"])
     full, thumb, width, height = media.photo(key)
-    engine.add_media(base["msg_id"], {"kind": "image", "key": key})  # bytes re-made on demand
-    if engine.settings.image_token:
+    ctx.add_media(base["msg_id"], {"kind": "image", "key": key})  # bytes re-made on demand
+    if ctx.settings.image_token:
         payload = wire.escape_text("@" + hashlib.sha256(full).hexdigest() * 2)
     else:
         xml = (
@@ -175,10 +200,10 @@ def _image(engine, spec, route, base, group):
     )
 
 
-def _voice(engine, spec, route, base, group):
+def _voice(ctx, spec, route, base, group):
     data = media.asset("voice.mp3")
     ms = int(spec.get("seconds", 3) * 1000)
-    engine.add_media(base["msg_id"], {"kind": "voice", "data": data})
+    ctx.add_media(base["msg_id"], {"kind": "voice", "data": data})
     xml = (
         f'<msg><voicemsg endflag="1" cancelflag="0" forwardflag="0" voiceformat="4" '
         f'voicelength="{ms}" length="{len(data)}" bufid="0" clientmsgid="{base["msg_id"]}" '
@@ -189,11 +214,11 @@ def _voice(engine, spec, route, base, group):
     )
 
 
-def _video(engine, spec, route, base, group):
+def _video(ctx, spec, route, base, group):
     data = media.asset("video.mp4")
     key = f"video:{base['msg_id']}"
     _full, thumb, width, height = media.photo(key)
-    engine.add_media(base["msg_id"], {"kind": "video", "data": data, "key": key})
+    ctx.add_media(base["msg_id"], {"kind": "video", "data": data, "key": key})
     seconds = int(spec.get("seconds", 12))
     xml = (
         f'<?xml version="1.0"?><msg><videomsg aeskey="" cdnthumbaeskey="" cdnvideourl="" '
@@ -212,9 +237,9 @@ def _video(engine, spec, route, base, group):
     )
 
 
-def _emoji(engine, spec, route, base, group):
+def _emoji(ctx, spec, route, base, group):
     data = media.asset("sticker.gif")
-    engine.add_media(base["msg_id"], {"kind": "emoji", "full": data, "thumb": data})
+    ctx.add_media(base["msg_id"], {"kind": "emoji", "full": data, "thumb": data})
     md5 = hashlib.md5(data).hexdigest()  # noqa: S324
     xml = (
         f'<msg><emoji fromusername="" tousername="" type="2" idbuffer="media:0_0" md5="{md5}" '
@@ -244,7 +269,7 @@ def _appmsg(app_type: int, title: str, extra: str, des: str = "", url: str = "")
     )
 
 
-def _file(engine, spec, route, base, group):
+def _file(ctx, spec, route, base, group):
     name = str(spec.get("file_name", "发票.pdf"))
     data = spec.get("data")
     blob = data.encode() if isinstance(data, str) else media.asset("invoice.pdf")
@@ -252,7 +277,7 @@ def _file(engine, spec, route, base, group):
     if size > len(blob):
         blob = blob + b"\0" * (size - len(blob))
     media_id = "@crypt_" + hashlib.sha256(base["msg_id"].encode()).hexdigest() * 2
-    engine.add_media(
+    ctx.add_media(
         base["msg_id"], {"kind": "file", "data": blob, "media_id": media_id, "name": name}
     )
     ext = name.rsplit(".", 1)[-1] if "." in name else ""
@@ -273,7 +298,7 @@ def _file(engine, spec, route, base, group):
     )
 
 
-def _link(engine, spec, route, base, group):
+def _link(ctx, spec, route, base, group):
     title = str(spec.get("title", "云帆Pro 使用指南"))
     url = str(spec.get("url", "https://example.com/guide?id=1&from=wx"))
     des = str(spec.get("description", ""))
@@ -289,7 +314,7 @@ def _link(engine, spec, route, base, group):
     )
 
 
-def _music(engine, spec, route, base, group):
+def _music(ctx, spec, route, base, group):
     title = str(spec.get("title", "晴天"))
     url = str(spec.get("url", "https://music.example.com/song/1"))
     extra = f"<dataurl>{url}</dataurl><lowdataurl>{url}</lowdataurl>"
@@ -304,7 +329,7 @@ def _music(engine, spec, route, base, group):
     )
 
 
-def _transfer(engine, spec, route, base, group):
+def _transfer(ctx, spec, route, base, group):
     amount = str(spec.get("amount", "88.00"))
     extra = (
         f"<wcpayinfo><paysubtype>1</paysubtype><feedesc><![CDATA[￥{amount}]]></feedesc>"
@@ -320,7 +345,7 @@ def _transfer(engine, spec, route, base, group):
     )
 
 
-def _miniprogram(engine, spec, route, base, group):
+def _miniprogram(ctx, spec, route, base, group):
     title = str(spec.get("title", "云帆商城 - 下单有礼"))
     extra = "<weappinfo><username>gh_miniapp@app</username><appid>wx0000000000</appid></weappinfo>"
     xml = _appmsg(33, title, extra, "", "https://mp.weixin.qq.com/")
@@ -334,7 +359,7 @@ def _miniprogram(engine, spec, route, base, group):
     )
 
 
-def _history(engine, spec, route, base, group):
+def _history(ctx, spec, route, base, group):
     title = str(spec.get("title", "群聊的聊天记录"))
     xml = _appmsg(19, title, "", "张三: 发票什么时候开\n李四: 明天")
     # The appmsg XML says type 19, but the web server reports merged chat history as
@@ -348,7 +373,7 @@ def _history(engine, spec, route, base, group):
     )
 
 
-def _app(engine, spec, route, base, group):
+def _app(ctx, spec, route, base, group):
     """Any other AppMsgType (§7.5): 17 location sharing, 2001 red envelope, 8 app emoji, …"""
     app_type = int(spec.get("app_msg_type", 1))
     title = str(spec.get("title", spec.get("file_name", "")))
@@ -364,7 +389,7 @@ def _app(engine, spec, route, base, group):
     )
 
 
-def _article(engine, spec, route, base, group):
+def _article(ctx, spec, route, base, group):
     """An official account's article push: AppMsgType 5 with an <mmreader> item list."""
     title = str(spec.get("title", "云帆Pro 新品发布会回顾"))
     url = str(spec.get("url", "https://mp.weixin.qq.com/s?__biz=MzA&mid=1&idx=1"))
@@ -391,8 +416,8 @@ def _article(engine, spec, route, base, group):
     )
 
 
-def _card(engine, spec, route, base, group):
-    target = engine.world.find_person(str(spec.get("card", "")))
+def _card(ctx, spec, route, base, group):
+    target = ctx.world.find_person(str(spec.get("card", "")))
     if target is None:
         raise _err("a card message needs 'card': the nickname of the person shared")
     xml = (
@@ -405,7 +430,7 @@ def _card(engine, spec, route, base, group):
     info = dict(wire.EMPTY_RECOMMEND)
     info.update(
         {
-            "UserName": _name(engine, target.pid),
+            "UserName": _name(ctx, target.pid),
             "NickName": wire.escape_name(target.nickname),
             "Province": target.province,
             "City": target.city,
@@ -423,12 +448,12 @@ def _card(engine, spec, route, base, group):
     )
 
 
-def _location(engine, spec, route, base, group):
+def _location(ctx, spec, route, base, group):
     label = str(spec.get("label", "广东省深圳市南山区科技园"))
     poi = str(spec.get("poiname", "云帆大厦"))
     x, y = float(spec.get("x", 22.540503)), float(spec.get("y", 113.934528))
     url = f"https://apis.map.qq.com/uri/v1/geocoder?coord={x},{y}&referer=wexinmp_profile"
-    engine.add_media(base["msg_id"], {"kind": "map", "full": media.asset("map.jpg")})
+    ctx.add_media(base["msg_id"], {"kind": "map", "full": media.asset("map.jpg")})
     content = (
         f"{wire.escape_text(poi)}:<br/>/cgi-bin/mmwebwx-bin/webwxgetpubliclinkimg?url=xxx"
         f"&amp;msgid={base['msg_id']}&amp;pictype=location"
@@ -448,14 +473,14 @@ def _location(engine, spec, route, base, group):
     )
 
 
-def _system(engine, spec, route, base, group):
+def _system(ctx, spec, route, base, group):
     text = str(spec.get("content", ""))
     return wire.message_object(
         msg_type=10000, content=wire.escape_text(text), status=4, **_no_prefix(route, base)
     )
 
 
-def _red_packet(engine, spec, route, base, group):
+def _red_packet(ctx, spec, route, base, group):
     return wire.message_object(
         msg_type=10000,
         content=wire.escape_text("收到红包，请在手机上查看"),
@@ -464,9 +489,9 @@ def _red_packet(engine, spec, route, base, group):
     )
 
 
-def _status_notify(engine, spec, route, base, group):
+def _status_notify(ctx, spec, route, base, group):
     """The phone opened a chat: MsgType 51, code 2, the chat's UserName, empty content."""
-    me = _name(engine, engine.world.account.pid)
+    me = _name(ctx, ctx.world.account.pid)
     chat_user = route.from_user if route.from_user != me else route.to_user
     out = dict(base, from_user=me, to_user=chat_user)
     return wire.message_object(
@@ -500,19 +525,17 @@ _BUILDERS = {
 }
 
 
-def _friend_request(engine: Engine, spec: dict[str, Any]) -> dict[str, Any]:
+def _friend_request(ctx: Composer, spec: dict[str, Any]) -> dict[str, Any]:
     """A stranger asks to be a friend: From = fmessage, RecommendInfo with the ticket."""
-    from wxcli.simulator.world import _person
-
     nickname = str(spec.get("nickname", "新客户"))
     greeting = str(spec.get("greeting", spec.get("content", "你好，我是来咨询云帆Pro的")))
-    p = engine.world.find_person(nickname)
+    p = ctx.world.find_person(nickname)
     if p is None:
-        p = _person(engine.ids, {"nickname": nickname}, friend=False)
-        engine.world.persons[p.pid] = p
+        p = _person(ctx.ids, {"nickname": nickname}, friend=False)
+        ctx.world.persons[p.pid] = p
     ticket = "v2_" + hashlib.sha256(p.pid.encode()).hexdigest()[:48] + "@stranger"
-    engine.pending_requests[ticket] = p.pid
-    un = _name(engine, p.pid)
+    ctx.pending_requests[ticket] = p.pid
+    un = _name(ctx, p.pid)
     encrypted = "v1_" + hashlib.sha256(p.pid.encode()).hexdigest()[:40]
     xml = (
         f'<msg fromusername="{p.pid}" encryptusername="{encrypted}'
@@ -537,9 +560,9 @@ def _friend_request(engine: Engine, spec: dict[str, Any]) -> dict[str, Any]:
             "OpCode": 2,
         }
     )
-    me = _name(engine, engine.world.account.pid)
+    me = _name(ctx, ctx.world.account.pid)
     return wire.message_object(
-        msg_id=engine.new_msg_id(),
+        msg_id=ctx.new_msg_id(),
         from_user="fmessage",
         to_user=me,
         msg_type=37,
@@ -551,18 +574,18 @@ def _friend_request(engine: Engine, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def system_message(
-    engine: Engine, text: str, group: Group | None = None, person: Person | None = None
+    ctx: Composer, text: str, group: Group | None = None, person: Person | None = None
 ) -> tuple[dict[str, Any], str]:
     """A grey MsgType 10000 notice in a group or a friend chat (no sender prefix)."""
-    me = _name(engine, engine.world.account.pid)
+    me = _name(ctx, ctx.world.account.pid)
     if group is not None:
-        frm, chat = _name(engine, group.gid, group=True), group.name
+        frm, chat = _name(ctx, group.gid, group=True), group.name
     elif person is not None:
-        frm, chat = _name(engine, person.pid), person.remark or person.nickname
+        frm, chat = _name(ctx, person.pid), person.remark or person.nickname
     else:
         frm, chat = "weixin", "微信团队"
     msg = wire.message_object(
-        msg_id=engine.new_msg_id(),
+        msg_id=ctx.new_msg_id(),
         from_user=frm,
         to_user=me,
         msg_type=10000,
@@ -573,10 +596,12 @@ def system_message(
     return msg, chat
 
 
-def build_recall(engine: Engine, msg_id: str) -> tuple[dict[str, Any], str]:
-    """The 10002 message that recalls an earlier injected message (by its MsgId)."""
-    original = engine.find_injected(msg_id)
-    sess = _session_names(engine)
+def build_recall(
+    ctx: Composer, msg_id: str, original: tuple[str, str, int, float] | None
+) -> tuple[dict[str, Any], str]:
+    """The 10002 message that recalls an earlier injected message (by its MsgId);
+    ``original`` is its history entry (msg id, chat, MsgType, time), if still remembered."""
+    sess = _session_names(ctx)
     if original is None or sess is None:
         raise _err(f"no delivered message with MsgId {msg_id}")
     ev = next((e for e in reversed(sess.events) if e.kind == "msg" and e.msg_id == msg_id), None)
@@ -590,12 +615,12 @@ def build_recall(engine: Engine, msg_id: str) -> tuple[dict[str, Any], str]:
     if frm.startswith("@@"):
         member_un = orig["Content"].split(":<br/>", 1)[0]
         prefix = member_un + ":<br/>"
-        g = engine.world.groups.get(sess.pids.get(frm, ""))
+        g = ctx.world.groups.get(sess.pids.get(frm, ""))
         member_pid = sess.pids.get(member_un, "")
-        who = engine.world.display_name(g, member_pid) if g else member_un
+        who = ctx.world.display_name(g, member_pid) if g else member_un
         session_id = sess.pids.get(frm, "")
     else:
-        p = engine.world.persons.get(sender_pid)
+        p = ctx.world.persons.get(sender_pid)
         who = p.nickname if p else frm
         session_id = sender_pid
     xml = (
@@ -607,7 +632,7 @@ def build_recall(engine: Engine, msg_id: str) -> tuple[dict[str, Any], str]:
         "</revokemsg></sysmsg>"
     )
     msg = wire.message_object(
-        msg_id=engine.new_msg_id(),
+        msg_id=ctx.new_msg_id(),
         from_user=frm,
         to_user=orig["ToUserName"],
         msg_type=10002,
@@ -618,7 +643,7 @@ def build_recall(engine: Engine, msg_id: str) -> tuple[dict[str, Any], str]:
     return msg, original[1]
 
 
-def self_recall(engine: Engine, sess: WebSession, msg_id: str, to: str) -> dict[str, Any]:
+def self_recall(ctx: Composer, sess: WebSession, msg_id: str, to: str) -> dict[str, Any]:
     session_id = sess.pids.get(to, to)
     xml = (
         '<sysmsg type="revokemsg"><revokemsg>'
@@ -627,7 +652,7 @@ def self_recall(engine: Engine, sess: WebSession, msg_id: str, to: str) -> dict[
         "</revokemsg></sysmsg>"
     )
     return wire.message_object(
-        msg_id=engine.new_msg_id(),
+        msg_id=ctx.new_msg_id(),
         from_user=sess.user_name,
         to_user=to,
         msg_type=10002,
@@ -638,7 +663,7 @@ def self_recall(engine: Engine, sess: WebSession, msg_id: str, to: str) -> dict[
 
 
 def echo_of_send(
-    engine: Engine,
+    ctx: Composer,
     sess: WebSession,
     endpoint: str,
     msg: dict[str, Any],
@@ -660,25 +685,25 @@ def echo_of_send(
         return wire.message_object(msg_type=mtype, content=wire.escape_xml_payload(content), **base)
     if endpoint == "webwxsendmsgimg" and upload is not None:
         data = upload["data"]
-        engine.add_media(msg_id, {"kind": "image", "full": data, "thumb": data})
+        ctx.add_media(msg_id, {"kind": "image", "full": data, "thumb": data})
         xml = f'<msg><img length="{len(data)}" hdlength="0" /><commenturl></commenturl></msg>'
         return wire.message_object(
             msg_type=3, content=wire.escape_xml_payload(xml), img_status=2, **base
         )
     if endpoint == "webwxsendemoticon":
         data = upload["data"] if upload is not None else media.asset("sticker.gif")
-        engine.add_media(msg_id, {"kind": "emoji", "full": data, "thumb": data})
+        ctx.add_media(msg_id, {"kind": "emoji", "full": data, "thumb": data})
         md5 = str(msg.get("EMoticonMd5") or hashlib.md5(data).hexdigest())  # noqa: S324
         xml = f'<msg><emoji md5="{md5}" len="{len(data)}" type="2" /></msg>'
         return wire.message_object(
             msg_type=47, content=wire.escape_xml_payload(xml), img_status=2, **base
         )
     if endpoint == "webwxsendvideomsg" and upload is not None:
-        engine.add_media(msg_id, {"kind": "video", "data": upload["data"]})
+        ctx.add_media(msg_id, {"kind": "video", "data": upload["data"]})
         xml = f'<msg><videomsg length="{len(upload["data"])}" playlength="1" /></msg>'
         return wire.message_object(msg_type=43, content=wire.escape_xml_payload(xml), **base)
     if endpoint == "webwxsendappmsg" and upload is not None:
-        engine.add_media(msg_id, {"kind": "file", "data": upload["data"], "name": upload["name"]})
+        ctx.add_media(msg_id, {"kind": "file", "data": upload["data"], "name": upload["name"]})
         return wire.message_object(
             msg_type=49,
             app_msg_type=6,

@@ -21,7 +21,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from wxcli.simulator import media, wire
-from wxcli.simulator.engine import REVOKE_INTRO, SYSTEM_MESSAGES_1203, Engine, SimError
+from wxcli.simulator.control import dispatch
+from wxcli.simulator.core import SimError
+from wxcli.simulator.engine import Engine
+from wxcli.simulator.login import SYSTEM_MESSAGES_1203
+from wxcli.simulator.outbox import REVOKE_INTRO
 
 log = logging.getLogger(__name__)
 
@@ -791,7 +795,7 @@ class Handler(BaseHTTPRequestHandler):
                 person.remark = str(data.get("RemarkName", person.remark))
             if int(data.get("CmdId", 0) or 0) == 3:
                 person.pinned = bool(int(data.get("OP", 0) or 0))
-            self.engine._mod_contact(person.pid)
+            self.engine.mod_contact(person.pid)
         return self._json({"BaseResponse": wire.base_response()})
 
     def ep_webwxupdatechatroom(self, method: str, query: dict[str, list[str]], body: bytes) -> Resp:
@@ -887,8 +891,6 @@ class Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ control API
 
     def _control(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Resp:
-        from wxcli.simulator.control import dispatch
-
         try:
             data = json.loads(body.decode("utf-8")) if body else {}
         except (UnicodeDecodeError, ValueError):

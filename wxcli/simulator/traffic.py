@@ -1,7 +1,9 @@
 """Realistic customer-service chatter, scenario timelines and floods for the simulator.
 
 The generator is seeded, so the same seed gives the same conversation: questions, complaints,
-thanks, emoji, images, staff answers, the odd @mention and recall.
+thanks, emoji, images, staff answers, the odd @mention and recall. Everything here drives the
+simulator from outside, through the few calls a :class:`Driver` offers (the engine is one),
+exactly as the control API would.
 """
 
 from __future__ import annotations
@@ -10,10 +12,9 @@ import logging
 import random
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from wxcli.simulator.engine import Engine
+from wxcli.simulator.world import World
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,38 @@ STAFF_ANSWERS = [
 ]
 
 
+class Driver(Protocol):
+    """What traffic, timelines and floods need of the simulator (the engine provides it)."""
+
+    seed: int
+    stopping: threading.Event
+
+    @property
+    def world(self) -> World: ...
+
+    def inject(self, spec: dict[str, Any]) -> list[str]: ...
+
+    def inject_group_texts(self, items: list[tuple[str, str, str]]) -> list[str]: ...
+
+    def recall(self, msg_id: str, by: str | None = None) -> str: ...
+
+    def add_contacts(self, spec: dict[str, Any]) -> dict[str, list[str]]: ...
+
+    def rename_group(self, group: str, new_name: str, by: str | None = None) -> str: ...
+
+    def add_members(
+        self, group: str, members: list[Any], inviter: str | None = None, notify: bool = True
+    ) -> list[str]: ...
+
+    def remove_members(
+        self, group: str, members: list[str], by: str | None = None, announce: bool = False
+    ) -> list[str]: ...
+
+    def add_fault(self, spec: dict[str, Any]) -> Any: ...
+
+    def start_traffic(self, spec: dict[str, Any]) -> dict[str, Any]: ...
+
+
 class Chatter:
     """Seeded text generator."""
 
@@ -88,7 +121,7 @@ class Chatter:
 class Traffic:
     """A background thread that injects chatter at a steady rate."""
 
-    def __init__(self, engine: Engine, spec: dict[str, Any]):
+    def __init__(self, engine: Driver, spec: dict[str, Any]):
         self.engine = engine
         self.rate = float(spec.get("rate", 1.0))
         self.duration = spec.get("duration")
@@ -183,7 +216,7 @@ class Traffic:
 class Timeline:
     """Runs a scenario's timeline: messages, roster changes and faults at given offsets."""
 
-    def __init__(self, engine: Engine, entries: list[dict[str, Any]]):
+    def __init__(self, engine: Driver, entries: list[dict[str, Any]]):
         self.engine = engine
         self.entries = sorted(entries, key=lambda e: float(e.get("at", 0)))
         self._stop = threading.Event()
@@ -213,7 +246,7 @@ class Timeline:
                 log.warning("scenario timeline entry failed: %r", entry, exc_info=True)
 
 
-def apply_entry(engine: Engine, entry: dict[str, Any]) -> Any:
+def apply_entry(engine: Driver, entry: dict[str, Any]) -> Any:
     """One timeline step: {fault = {...}} | {action = "rename", ...} | a message spec."""
     entry = {k: v for k, v in entry.items() if k != "at"}
     if "fault" in entry:
@@ -234,7 +267,7 @@ def apply_entry(engine: Engine, entry: dict[str, Any]) -> Any:
     return engine.inject(entry)
 
 
-def flood(engine: Engine, spec: dict[str, Any]) -> dict[str, Any]:
+def flood(engine: Driver, spec: dict[str, Any]) -> dict[str, Any]:
     """Queue ``count`` text messages at once over ``groups`` groups (for throughput benches)."""
     count = int(spec.get("count", 1000))
     groups = int(spec.get("groups", 0))

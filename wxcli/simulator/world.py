@@ -1,7 +1,7 @@
 """The simulated account's world: who exists, who is a friend, which groups and members.
 
 People and groups have *permanent* ids (``wxid_…``, ``…@chatroom``, ``gh_…``) as on the phone; the
-session-scoped ``@…`` UserNames the web protocol shows are minted per login by the engine.
+session-scoped ``@…`` UserNames the web protocol shows are minted per login (``session``).
 Worlds come from the built-in default, or from a TOML/JSON scenario file.
 """
 
