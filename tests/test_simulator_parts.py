@@ -43,6 +43,7 @@ LAYERS = [
     {"control", "control_client"},
     {"server"},
     {"__init__"},
+    {"foreground"},
     {"__main__"},
 ]
 

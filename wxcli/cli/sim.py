@@ -37,33 +37,15 @@ def sim(
     API under /_sim/ (see the README). Point wxcli at it with:
         WXCLI_LOGIN_URL=http://127.0.0.1:8765 wxcli login
     """
-    from wxcli.simulator import Simulator
+    from wxcli.simulator.foreground import run_foreground
 
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        click.echo(
-            f"Warning: binding the simulator to {host} exposes it beyond loopback.", err=True
-        )
-    extra = {}
-    if hold is not None:
-        extra = {"synccheck_hold": hold, "login_hold": hold}
-    simulator = Simulator(
-        scenario, host=host, port=port, seed=seed, auto_confirm=auto_confirm, rate=rate, **extra
+    run_foreground(
+        host=host,
+        port=port,
+        scenario=scenario,
+        auto_confirm=auto_confirm,
+        rate=rate,
+        seed=seed,
+        hold=hold,
+        say=lambda line: click.echo(line, err=True),
     )
-    url = simulator.start()
-    click.echo(url)
-    click.echo(
-        f"Simulator serving {simulator.engine.world.account.nickname!r} at {url}"
-        f"{' (auto-confirm)' if auto_confirm else ''}. Ctrl-C to stop.",
-        err=True,
-    )
-    click.echo(f"  WXCLI_LOGIN_URL={url} wxcli login", err=True)
-    import signal
-
-    def terminate(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)  # stop cleanly under a service manager too
-    try:
-        simulator.serve_forever()
-    except KeyboardInterrupt:
-        simulator.stop()

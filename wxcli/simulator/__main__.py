@@ -7,17 +7,9 @@ imports nothing of its command line (or of any layer above the protocol).
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
-from wxcli.simulator import Simulator
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def say(line: str) -> None:
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
+from wxcli.simulator.foreground import run_foreground
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -38,35 +30,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    if args.host not in LOOPBACK:
-        say(f"Warning: binding the simulator to {args.host} exposes it beyond loopback.")
-    extra = {} if args.hold is None else {"synccheck_hold": args.hold, "login_hold": args.hold}
-    simulator = Simulator(
-        args.scenario,
+    return run_foreground(
         host=args.host,
         port=args.port,
-        seed=args.seed,
+        scenario=args.scenario,
         auto_confirm=args.auto_confirm,
         rate=args.rate,
-        **extra,
+        seed=args.seed,
+        hold=args.hold,
     )
-    url = simulator.start()
-    sys.stdout.write(url + "\n")
-    sys.stdout.flush()
-    confirm = " (auto-confirm)" if args.auto_confirm else ""
-    nickname = simulator.engine.world.account.nickname
-    say(f"Simulator serving {nickname!r} at {url}{confirm}. Ctrl-C to stop.")
-    say(f"  WXCLI_LOGIN_URL={url} wxcli login")
-
-    def terminate(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)  # stop cleanly under a service manager too
-    try:
-        simulator.serve_forever()
-    except KeyboardInterrupt:
-        simulator.stop()
-    return 0
 
 
 if __name__ == "__main__":
