@@ -195,7 +195,7 @@ def test_html_has_every_section_and_parsable_svgs():
         ET.fromstring(block)  # raises on malformed markup
     assert html.count('class="series"') >= 7  # total + 5 chats + sentiment run(s)
     assert "退款" in html
-    assert "wxcli history --chat &#x27;客服群1&#x27; --since 2026-10-16" in html
+    assert "wxcli history --chat &#39;客服群1&#39; --since 2026-10-16" in html
     assert "snownlp" in html
     assert "2026-10-05 – 2026-11-03" in html  # the period, end exclusive at midnight
 
@@ -203,7 +203,7 @@ def test_html_has_every_section_and_parsable_svgs():
 def test_html_escapes_user_text():
     html = render_html(make_report(chat_name='<script>alert("x")</script>'))
     assert "<script" not in html.lower()
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
     assert "<b>bold</b>" not in html
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in html
     for block in svg_blocks(html):
