@@ -31,6 +31,7 @@ setup(
         "wxcli": ["py.typed"],
         "wxcli.simulator": ["assets/*", "scenarios/*.toml"],
         "wxcli.analysis": ["data/*.txt"],
+        "wxcli.stats": ["templates/*"],
     },
     install_requires=[
         "click>=8.1",
@@ -51,6 +52,8 @@ setup(
         "defusedxml>=0.7",
         # the feed's Redis Streams sink (XADD with MAXLEN; consumers use consumer groups)
         "redis>=5.0",
+        # the HTML report's templates: autoescaped, so names and messages never become markup
+        "jinja2>=3.1",
     ],
     extras_require={
         "dev": [

@@ -1,4 +1,5 @@
-"""Renderers of `wxcli stats`: model, HTML report, word cloud, terminal charts and writers."""
+"""Renderers of `wxcli stats`: model, HTML report (its view model, templates and escaping of
+hostile names and texts), word cloud, terminal charts, the shared labels and writers."""
 
 from __future__ import annotations
 
@@ -10,16 +11,20 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
+from html.parser import HTMLParser
+from importlib import resources
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from wxcli.stats import render, terminal
-from wxcli.stats.html import render_html
+from wxcli.stats import labels, render, terminal
+from wxcli.stats.html import build_page, render_html
 from wxcli.stats.model import (
     DayCount,
     HourCell,
@@ -32,6 +37,7 @@ from wxcli.stats.model import (
     WordCount,
 )
 from wxcli.stats.wordcloud import layout_wordcloud, wordcloud_svg
+from wxcli.textutil import safe_text
 
 CST = timezone(timedelta(hours=8))
 CHATS = ["客服群1", "VIP 客户群", "售后处理群", "华东经销商群", "新品反馈群"]
@@ -195,7 +201,7 @@ def test_html_has_every_section_and_parsable_svgs():
         ET.fromstring(block)  # raises on malformed markup
     assert html.count('class="series"') >= 7  # total + 5 chats + sentiment run(s)
     assert "退款" in html
-    assert "wxcli history --chat &#x27;客服群1&#x27; --since 2026-10-16" in html
+    assert "wxcli history --chat &#39;客服群1&#39; --since 2026-10-16" in html
     assert "snownlp" in html
     assert "2026-10-05 – 2026-11-03" in html  # the period, end exclusive at midnight
 
@@ -203,7 +209,7 @@ def test_html_has_every_section_and_parsable_svgs():
 def test_html_escapes_user_text():
     html = render_html(make_report(chat_name='<script>alert("x")</script>'))
     assert "<script" not in html.lower()
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
     assert "<b>bold</b>" not in html
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in html
     for block in svg_blocks(html):
@@ -251,6 +257,203 @@ def test_html_sums_per_chat_rows_when_total_rows_are_missing():
     expected = sum(r.messages for r in report.days if r.day == day)
     html = render_html(report)
     assert f"全部群聊: {expected:,}" in html
+
+
+class _Page(HTMLParser):
+    """The parsed page: every start tag with its attributes, and the text of each element."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.texts: list[str] = []
+        self.stack: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack[-1] == tag, (tag, self.stack[-6:])
+        self.stack.pop()
+
+    def handle_data(self, data):
+        self.texts.append(data)
+
+
+VOID = {"meta", "br"}
+#: Every element the report is made of; anything else in the page came from the data.
+PAGE_TAGS = {
+    "html", "head", "meta", "title", "style", "body", "main", "header", "h1", "h2", "h3", "dl",
+    "dt", "dd", "div", "span", "b", "br", "p", "ul", "ol", "li", "details", "summary",
+    "section", "table", "thead", "tbody", "tr", "th", "td", "blockquote", "code", "time",
+    "footer", "svg", "g", "text", "rect", "line", "polyline", "circle",
+}  # fmt: skip
+
+
+def parse_page(html: str) -> _Page:
+    page = _Page()
+    page.feed(html)
+    page.close()
+    assert page.stack == [], page.stack
+    return page
+
+
+LONG = "很长的投诉" * 20_000  # 100,000 characters
+HOSTILE = [
+    '<script>alert("x")</script>',
+    '"><svg onload=alert(1)>',
+    "'><img src=x onerror=alert(1)>",
+    "{{ 7*7 }}{{ self.__init__ }}",
+    "{% for x in range(3) %}XyZ{% endfor %}",
+    "{# hidden #}",
+    "</style><style>body{display:none}</style>",
+    "</title><!-- ]]> &amp;",
+    "bell\x07 osc\x1b]52;c;ZXZpbA==\x07 csi\x9b2J nul\x00 cr\r",
+    "invoice_\u202efdp.exe \u2066isolate\u2069 line\u2028sep",
+    "javascript:alert(1)",
+]
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def hostile_report(strings: list[str], long_text: str) -> Report:
+    """The known report with every name and text the archive could hold taken from ``strings``."""
+    report = make_report(days=14)
+    pick = lambda i: strings[i % len(strings)]  # noqa: E731
+    chats = [pick(i) for i in range(len(report.meta.chats))]
+    rename = dict(zip(report.meta.chats, chats, strict=True))
+    report.meta = replace(report.meta, title=pick(0), chats=chats, account=pick(1))
+    report.words = [replace(w, word=pick(i)) for i, w in enumerate(report.words[: len(strings)])]
+    report.days = [replace(r, chat=rename.get(r.chat)) if r.chat else r for r in report.days]
+    report.busiest_chats = [(rename[c], n) for c, n in report.busiest_chats]
+    report.speakers = [
+        replace(s, chat=rename[s.chat], name=long_text if i == 0 else pick(i))
+        for i, s in enumerate(report.speakers)
+    ]
+    report.lurkers = [
+        replace(lk, chat=rename.get(lk.chat, pick(i)), name=pick(i))
+        for i, lk in enumerate(report.lurkers)
+    ]
+    report.negatives = [
+        replace(
+            m,
+            chat=rename[m.chat],
+            sender=pick(i + 2),
+            text=long_text if i == 0 else pick(i + 3),
+            history_hint=f"wxcli history --chat {shlex.quote(rename[m.chat])}",
+        )
+        for i, m in enumerate(report.negatives)
+    ]
+    return report
+
+
+def test_hostile_names_and_texts_are_escaped_and_inert():
+    report = hostile_report(HOSTILE, LONG)
+    html = render_html(report)
+    page = parse_page(html)
+    # Only the report's own elements, no event handlers, no links, one style sheet, no script.
+    assert {tag for tag, _ in page.tags} <= PAGE_TAGS
+    attrs = [(tag, name, value) for tag, a in page.tags for name, value in a.items()]
+    assert not [a for a in attrs if a[1].startswith("on") or a[1] in ("src", "href")]
+    assert [t for t, _ in page.tags].count("style") == 1
+    assert [t for t, _ in page.tags].count("svg") == 6
+    for tag, name, value in attrs:
+        if name == "style":
+            assert re.fullmatch(r"width:\d+\.\d%|background:#[0-9a-f]{6}", value), (tag, value)
+    # The same elements as for harmless names: the data changed no markup.
+    plain = hostile_report([f"name{i}" for i in range(len(HOSTILE))], "x" * 100_000)
+    assert [t for t, _ in parse_page(render_html(plain)).tags] == [t for t, _ in page.tags]
+    # Every string is shown as text, control and bidi characters as visible stand-ins.
+    shown = "\n".join(page.texts) + "\n".join(v or "" for _, _, v in attrs)
+    for s in HOSTILE:
+        assert safe_text(s, multiline=True) in shown, s
+    assert "␇" in shown and "␛" in shown and "<U+009B>" in shown and "<U+202E>" in shown
+    assert "␀" in shown and "␍" in shown and "<U+2066>" in shown and "<U+2028>" in shown
+    assert _UNSAFE.search(html) is None
+    # Template syntax in the data is never evaluated.
+    assert "{{ 7*7 }}" in shown and "XyZ" in shown and "XyZXyZ" not in html
+    assert "{# hidden #}" in shown
+    # A 100,000-character message is cut in the list; the whole name stays in its cell.
+    quotes = [re.sub(r"<[^>]+>", "", q) for q in re.findall(r"<blockquote>.*?</blockquote>", html)]
+    assert quotes[0] == LONG[:399] + "…"
+    assert LONG in shown
+    for block in svg_blocks(html):
+        ET.fromstring(block)  # well-formed XML: no control character, no stray markup
+    assert "<script" not in html.lower() and "<svg onload" not in html.lower()
+
+
+def test_page_view_model_holds_the_geometry():
+    report = make_report()
+    page = build_page(report)
+    heat = page.heatmap.body
+    assert heat is not None and len(heat.cells) == 7 * 24
+    assert [c.x for c in heat.cells[:24]] == sorted(c.x for c in heat.cells[:24])
+    peak = max(report.heatmap, key=lambda c: c.messages)
+    assert heat.cells[peak.weekday * 24 + peak.hour].fill == "#08306b"  # the darkest stop
+    daily = page.daily.body
+    assert daily is not None and daily.legend[0] == ("全部群聊", "#1d2433")
+    assert daily.series[-1].name == "全部群聊"  # the total is drawn last, on top
+    assert len(daily.hovers) == 30 and daily.y_axis.ticks[0].text == "0"
+    words = page.words.body
+    assert words is not None and words.bars[0].width > words.bars[-1].width > 0
+    assert page.negatives.body is not None and page.negatives.body.items[0].score == "0.01"
+    empty = build_page(empty_report(), "en")
+    assert empty.daily.body is None and empty.daily.empty_hint == labels.EN["no_data_hint"]
+    assert empty.lurkers.empty_hint == labels.EN["no_data_lurkers"]
+
+
+def test_templates_only_place_values():
+    """Arithmetic and string building stay in Python: a template expression may name, loop,
+    test and pick a number format, nothing more."""
+    folder = resources.files("wxcli.stats") / "templates"
+    names = sorted(p.name for p in folder.iterdir())
+    assert {"report.html.j2", "layout.html.j2", "charts.html.j2", "report.css"} <= set(names)
+    for name in names:
+        if not name.endswith(".j2"):
+            continue
+        text = (folder / name).read_text(encoding="utf-8")
+        assert "|safe" not in text.replace(" ", ""), name
+        assert not re.search(r"\{%-?\s*autoescape", text), name
+        for expr in re.findall(r"\{\{-?(.*?)-?\}\}|\{%-?(.*?)-?%\}", text, flags=re.S):
+            inner = "".join(expr)
+            assert not re.search(r"[+*/%~]| - ", inner), (name, inner)
+
+
+def test_one_label_table_per_language_for_both_renderers():
+    assert labels.ZH.keys() == labels.EN.keys()
+    assert labels.labels("fr") is labels.ZH
+    # The terminal's own names keep their wording, and wxcli.cli.stats reads them from TEXT.
+    assert terminal.TEXT["zh"]["heatmap"] == "活跃时段（星期 × 小时）"
+    assert terminal.TEXT["en"]["heatmap"] == "When chats are busy (weekday × hour)"
+    assert terminal.TEXT["en"]["messages"] == "Messages"
+    assert terminal.TEXT["en"]["no_data"] == "no data"
+    assert terminal.TEXT["en"]["chats"] == "chats"
+    assert terminal.TEXT["zh"]["footer"] == labels.ZH["footer_terminal"]
+    for lang, table in labels.LABELS.items():
+        shared = ("words", "daily", "sentiment", "speakers", "lurkers", "negatives", "mean")
+        for key in shared:
+            assert terminal.TEXT[lang][key] == table[key]
+        html = render_html(make_report(days=3), lang=lang)
+        for key in ("words", "daily", "heatmap", "footer_offline", "kpi_peak"):
+            assert table[key] in html, (lang, key)
+
+
+def test_html_renderer_stays_off_the_start_up_path():
+    code = (
+        "import sys, json\n"
+        "import wxcli.stats.html\n"
+        "after_import = 'jinja2' in sys.modules\n"
+        "del sys.modules['wxcli.stats.html']\n"
+        "from wxcli.cli import run\n"
+        "run(['--help'])\n"
+        "loaded = [m for m in ('wxcli.stats.html', 'jinja2') if m in sys.modules]\n"
+        "print(json.dumps([after_import, loaded]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [False, []]
 
 
 # --- word cloud ----------------------------------------------------------------------------

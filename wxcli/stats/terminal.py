@@ -16,6 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from wxcli.stats.labels import LABELS
 from wxcli.stats.model import (
     DayCount,
     HourCell,
@@ -32,53 +33,34 @@ _EIGHTHS = " ▏▎▍▌▋▊▉"
 _SHADES = "·░▒▓█"
 _HEAT = ("#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c")
 
+#: The terminal's names for its labels (``wxcli.cli.stats`` reads them too) and the key of each
+#: in :mod:`wxcli.stats.labels`, the one table per language both renderers share.
+_LABEL_KEYS: dict[str, str] = {
+    "words": "words",
+    "heatmap": "heatmap_grid",
+    "daily": "daily",
+    "all_chats": "all_chats",
+    "sentiment": "sentiment",
+    "mean": "mean",
+    "neg_share": "neg_share",
+    "speakers": "speakers",
+    "lurkers": "lurkers",
+    "negatives": "negatives",
+    "no_data": "no_data_inline",
+    "weekdays": "weekdays",
+    "messages": "messages_column",
+    "member": "member",
+    "chat": "chat",
+    "share": "share",
+    "total": "total_inline",
+    "period": "period",
+    "chats": "chats_unit",
+    "score": "score",
+    "footer": "footer_terminal",
+}
+
 TEXT: dict[str, dict[str, str]] = {
-    "zh": {
-        "words": "热门词汇",
-        "heatmap": "活跃时段（星期 × 小时）",
-        "daily": "每日消息量",
-        "all_chats": "全部群聊",
-        "sentiment": "情绪趋势",
-        "mean": "平均分",
-        "neg_share": "负面占比",
-        "speakers": "发言最多的成员",
-        "lurkers": "潜水成员",
-        "negatives": "最负面的消息",
-        "no_data": "暂无数据",
-        "weekdays": "周一,周二,周三,周四,周五,周六,周日",
-        "messages": "消息",
-        "member": "成员",
-        "chat": "群聊",
-        "share": "占比",
-        "total": "合计",
-        "period": "统计区间",
-        "chats": "群聊",
-        "score": "情绪分",
-        "footer": "情绪分来自 snownlp（以购物评论训练），请当作趋势参考。",
-    },
-    "en": {
-        "words": "Top words",
-        "heatmap": "When chats are busy (weekday × hour)",
-        "daily": "Messages per day",
-        "all_chats": "All chats",
-        "sentiment": "Sentiment trend",
-        "mean": "mean",
-        "neg_share": "negative",
-        "speakers": "Top speakers",
-        "lurkers": "Lurkers",
-        "negatives": "Most negative messages",
-        "no_data": "no data",
-        "weekdays": "Mon,Tue,Wed,Thu,Fri,Sat,Sun",
-        "messages": "Messages",
-        "member": "Member",
-        "chat": "Chat",
-        "share": "Share",
-        "total": "total",
-        "period": "Period",
-        "chats": "chats",
-        "score": "score",
-        "footer": "Sentiment comes from snownlp (trained on shopping reviews): read it as a trend.",
-    },
+    lang: {name: table[key] for name, key in _LABEL_KEYS.items()} for lang, table in LABELS.items()
 }
 
 
