@@ -36,7 +36,7 @@ from wxcli.stats.model import (
     Speaker,
     WordCount,
 )
-from wxcli.stats.wordcloud import layout_wordcloud, wordcloud_svg
+from wxcli.stats.wordcloud import layout_wordcloud
 from wxcli.textutil import safe_text
 
 CST = timezone(timedelta(hours=8))
@@ -485,13 +485,11 @@ def test_wordcloud_has_no_overlaps_and_stays_inside():
     assert any(p.rotated for p in placed)
 
 
-def test_wordcloud_is_deterministic_and_escapes():
+def test_wordcloud_is_deterministic():
+    """Same words, same cloud, whatever their order (the template escapes the words; see the
+    hostile-report test)."""
     words = cloud_words()
     assert layout_wordcloud(words) == layout_wordcloud(list(reversed(words)))
-    svg = wordcloud_svg(words, label="词云")
-    assert svg == wordcloud_svg(words, label="词云")
-    ET.fromstring(svg)
-    assert "&lt;b&gt;" in svg
 
 
 def test_wordcloud_is_fast():

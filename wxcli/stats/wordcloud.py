@@ -12,7 +12,6 @@ import unicodedata
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from html import escape
 
 logger = logging.getLogger(__name__)
 
@@ -238,36 +237,3 @@ def layout_wordcloud(
             )
         )
     return placed
-
-
-def wordcloud_svg(
-    words: Iterable[tuple[str, int]],
-    width: float = 600,
-    height: float = 360,
-    *,
-    label: str = "",
-    **options: object,
-) -> str:
-    """A standalone ``<svg>`` of the laid-out cloud; each word has a tooltip with its count."""
-    placed = layout_wordcloud(words, width, height, **options)  # type: ignore[arg-type]
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart wordcloud" '
-        f'viewBox="0 0 {width:g} {height:g}" role="img" aria-label="{escape(label)}">'
-    ]
-    parts.extend(svg_text_elements(placed))
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def svg_text_elements(placed: Iterable[PlacedWord]) -> list[str]:
-    """One ``<text>`` per word, centred on its spot, with a ``<title>`` tooltip."""
-    out = []
-    for p in placed:
-        transform = f' transform="rotate(-90 {p.x:g} {p.y:g})"' if p.rotated else ""
-        weight = "700" if p.font_size >= 28 else "600" if p.font_size >= 18 else "500"
-        out.append(
-            f'<text x="{p.x:g}" y="{p.y:g}" font-size="{p.font_size:g}" fill="{p.color}" '
-            f'font-weight="{weight}" text-anchor="middle" dominant-baseline="central"'
-            f"{transform}><title>{escape(p.word)}: {p.count:,}</title>{escape(p.word)}</text>"
-        )
-    return out
