@@ -133,9 +133,7 @@ def private_redis(tmp_path):
 @pytest.mark.parametrize(
     "sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGSTOP], ids=["sigterm", "sigkill", "hung"]
 )
-def test_redis_restarted_mid_stream_loses_nothing_and_keeps_chat_order(
-    archive, private_redis, sig
-):
+def test_redis_restarted_mid_stream_loses_nothing_and_keeps_chat_order(archive, private_redis, sig):
     import redis
 
     n = 500
@@ -284,3 +282,83 @@ def test_a_webhook_that_times_out_gets_the_same_batch_until_it_answers(archive):
     assert [m["msg_id"] for m in json.loads(last.body)["messages"]] == ["5006"]
     assert last.headers["Idempotency-Key"] != first[0].headers["Idempotency-Key"]
     assert events == ["feed_failing", "feed_recovered"]
+
+
+# --- lag in `wxcli status`, the backlog alert ------------------------------------------------
+
+GROUP = "云帆Pro客服1群"
+
+
+def test_status_shows_a_parked_sinks_growing_lag_from_a_running_watch(
+    logged_in, sim, db_url, wx_home, capsys
+):
+    from tests.test_client_helpers import run_cli
+    from tests.watch_helpers import RunningWatch, count
+
+    paths, config, _state = logged_in
+    with WebhookReceiver(status=400, body={"error": "schema"}) as refusing, WebhookReceiver() as ok:
+        config.raw = {"feed": {"sinks": {"crm": {"url": refusing.url}, "ok": {"url": ok.url}}}}
+        config.data["feed"].update(poll_seconds=0.05, retry_seconds=0.05, max_backlog=10)
+        with RunningWatch(paths, config, db_url) as w:
+            feed = lambda: w.watcher.health.feed  # noqa: E731 - what the health record gets
+            w.until(lambda: feed().get("crm", {}).get("state") == "ok", message="feed started")
+            sim.control.message(group=GROUP, sender="张伟", content="第一条")
+            w.until(lambda: feed()["crm"]["state"] == "parked", message="the refusal")
+            sim.control.messages(
+                [{"group": GROUP, "sender": "张伟", "content": f"第{i}条"} for i in range(2, 31)]
+            )
+            w.until(lambda: count(db_url, wx_home) == 30)  # receiving went on regardless
+            w.until(lambda: feed()["crm"]["lag"] == 30, message="the lag counted")
+            w.until(lambda: feed()["ok"]["delivered"] == 30)
+            time.sleep(0.5)  # a health write or two more: the record on disk is current
+            code, out, err = run_cli(capsys, "status", "--no-check")
+            kinds = w.kinds()
+    assert code == 0, err
+    lines = [ln.strip() for ln in out.splitlines()]
+    crm = next(ln for ln in lines if ln.startswith("feed crm:"))
+    assert crm.startswith("feed crm: parked, 30 behind, 0 delivered")
+    assert "refused: " in crm and "HTTP 400" in crm and crm.endswith("`wxcli feed resume crm`")
+    assert "feed ok: ok, 0 behind, 30 delivered" in lines
+    assert kinds.count("feed_parked") == 1
+    assert kinds.count("feed_backlog") == 1  # past max_backlog: once, not once per poll
+
+
+def test_a_backlog_past_max_backlog_alerts_once_per_episode_and_never_blocks_receiving(archive):
+    from tests.servers import Reply
+
+    down = threading.Event()
+    down.set()
+    ing = _ingestor(archive)
+    with WebhookReceiver(responder=lambda r: Reply(503 if down.is_set() else 200, b"")) as rx:
+        spec = parse_sink("hook", {"url": rx.url, "batch_size": 50})
+        cursors.load_cursor(archive, "hook")
+        events: list[tuple[str, dict]] = []
+        settings = _settings(spec, max_backlog=20, retry_seconds=0.02)
+        runner = FeedRunner(archive, settings, lambda k, d: events.append((k, d)))
+        worker = runner.workers[0]
+        runner.start()
+        backlog = lambda: [d for k, d in events if k == "feed_backlog"]  # noqa: E731
+        try:
+            times = []
+            for start in range(1, 61, 5):  # over ~1.2 s: more than one lag count past the limit
+                t = time.monotonic()
+                ing.store([_chat_msg(i) for i in range(start, start + 5)], None)
+                times.append(time.monotonic() - t)
+                time.sleep(0.1)
+            wait_until(lambda: worker.status.lag == 60, message="the lag counted")
+            time.sleep(1.2)  # two more counts, still past the limit
+            assert len(backlog()) == 1
+            assert backlog()[0]["lag"] > 20 and backlog()[0]["limit"] == 20
+            assert "HTTP 503" in backlog()[0]["error"]
+            assert max(times) < 0.5, times  # storing never waited for the feed
+            down.clear()  # back: it catches up in order, and the alert is re-armed
+            wait_until(lambda: cursors.load_cursor(archive, "hook").delivered == 60)
+            wait_until(lambda: worker.status.lag == 0)
+            down.set()
+            ing.store([_chat_msg(i) for i in range(61, 91)], None)
+            wait_until(lambda: len(backlog()) == 2, message="a second episode")
+        finally:
+            runner.stop()
+    got = _delivered_ids(rx)
+    assert _first_seen(got) == [str(5000 + i) for i in range(1, 61)] + _first_seen(got)[60:]
+    assert [k for k, _ in events].count("feed_backlog") == 2

@@ -32,6 +32,9 @@ log = logging.getLogger("wxcli.feed")
 Notify = Callable[[str, dict[str, Any]], None]
 #: consecutive failed deliveries before a `feed_failing` alert
 FAILING_AFTER = 3
+#: the lag (a COUNT over the rows after the cursor) is counted every this many polls, within
+#: 0.5-5 s: often enough for `wxcli status`, rarely enough for a sink a million rows behind
+LAG_EVERY_POLLS = 10
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Batch:
     roster: list[dict[str, Any]]
     message_id: int  # the cursor once acknowledged
     roster_id: int
+    caught_up: bool = False  # nothing stored after it when it was read
 
     @property
     def size(self) -> int:
@@ -83,11 +87,13 @@ def next_batch(
         room = max(limit - len(rows), 1)
         roster = cursors.roster_after(archive, cur.roster_id, top_r, spec.chats, room)
         roster_id = roster[-1]["id"] if len(roster) >= room else max(top_r, cur.roster_id)
+        full = full or len(roster) >= room
     return Batch(
         [message_payload(r) for r in rows],
         [roster_payload(r) for r in roster],
         message_id,
         roster_id,
+        caught_up=cut is None and not full,
     )
 
 
@@ -163,13 +169,13 @@ class SinkWorker:
             try:
                 cur = cursors.load_cursor(self.archive, self.spec.name)
                 assert cur is not None
+                self._check_lag(cur)  # also while parked: that is when it grows
                 if cur.parked_at is not None:
                     self.status.state = "parked"
                     self.status.parked_reason = cur.parked_reason
                     pending = None
                     self._wait(max(self.settings.poll_seconds, 1.0))
                     continue
-                self._check_lag(cur)
                 if pending is None:
                     pending = next_batch(
                         self.archive, self.spec, cur, limit, self.settings.media_wait_seconds
@@ -179,9 +185,12 @@ class SinkWorker:
                         cursors.save_cursor(
                             self.archive, self.spec.name, pending.message_id, pending.roster_id, 0
                         )
+                    if pending.caught_up:
+                        self._set_lag(0)
                     pending = None
-                    if self.status.state in ("starting", "database_down"):
+                    if self.status.state in ("starting", "database_down", "parked"):
                         self.status.state = "ok"
+                        self.status.parked_reason = ""
                     self._wait(self.settings.poll_seconds)
                     continue
             except (pw.DatabaseError, pw.InterfaceError) as exc:
@@ -251,10 +260,15 @@ class SinkWorker:
 
     def _check_lag(self, cur: cursors.Cursor) -> None:
         now = time.monotonic()
-        if now - self._lag_checked < 5.0 and self.status.state != "starting":
+        every = min(max(LAG_EVERY_POLLS * self.settings.poll_seconds, 0.5), 5.0)
+        if now - self._lag_checked < every and self.status.state != "starting":
             return
         self._lag_checked = now
-        lag = cursors.backlog(self.archive, cur.message_id)
+        self._set_lag(cursors.backlog(self.archive, cur.message_id))
+
+    def _set_lag(self, lag: int) -> None:
+        """Record the lag; past ``max_backlog`` alert once, re-armed only when the sink is back
+        under half of it (so a backlog hovering at the limit is one alert, not one per count)."""
         self.status.lag = lag
         limit = self.settings.max_backlog
         if lag > limit and not self._backlog_alerted:
