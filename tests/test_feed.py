@@ -175,3 +175,40 @@ def test_feed_cli_add_list_status_remove(wx_home, tmp_path, capsys):
     assert code == 0, err
     code, out, err = run_cli(capsys, "feed", "replay", "nope", "--since", "1d")
     assert code == 2 and "no feed sink" in err
+
+
+def test_while_messages_flow_a_sink_finds_new_rows_long_before_poll_seconds(archive):
+    """poll_seconds is how long a quiet sink sleeps; once it is delivering, a cheap probe
+    finds each new row within ~FAST_POLL_SECONDS, and wake() cuts any sleep short."""
+    import time
+
+    ing = _ingestor(archive)
+    with WebhookReceiver() as rx:
+        spec = parse_sink("hook", {"url": rx.url})
+        cursors.load_cursor(archive, "hook")
+        settings = FeedSettings(poll_seconds=30.0, retry_seconds=0.05, sinks=(spec,))
+        ing.store([msg(1, "一")], None)
+        runner = FeedRunner(archive, settings, lambda k, d: None)
+        runner.start()  # the first look is at once
+        try:
+            wait_until(lambda: len(rx.requests) == 1, timeout=5)
+            t = time.monotonic()
+            ing.store([msg(2, "二")], None)
+            wait_until(lambda: len(rx.requests) == 2, timeout=5)
+            assert time.monotonic() - t < 5  # not the 30 s poll
+        finally:
+            runner.stop()
+        # a fresh runner is not "busy": it sleeps the whole poll unless woken
+        runner = FeedRunner(archive, settings, lambda k, d: None)
+        runner.start()
+        try:
+            wait_until(lambda: runner.workers[0].status.state == "ok")
+            ing.store([msg(3, "三")], None)
+            runner.wake()  # what the writer can call after a commit
+            wait_until(lambda: len(rx.requests) == 3, timeout=5)
+        finally:
+            t = time.monotonic()
+            runner.stop()
+            assert time.monotonic() - t < 2  # stop cuts the 30 s sleep short too
+    got = [m["msg_id"] for r in rx.requests for m in json.loads(r.body)["messages"]]
+    assert got == ["5001", "5002", "5003"]

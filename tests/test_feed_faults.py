@@ -165,7 +165,9 @@ def test_redis_restarted_mid_stream_loses_nothing_and_keeps_chat_order(archive, 
             private_redis.proc.send_signal(sig)
         else:
             private_redis.stop(sig)
-        wait_until(lambda: worker.status.state == "retrying", message="the sink to notice")
+        wait_until(
+            lambda: worker.status.state == "retrying", timeout=20, message="the sink to notice"
+        )
         if sig == signal.SIGSTOP:
             private_redis.proc.send_signal(signal.SIGCONT)
         else:
@@ -179,8 +181,8 @@ def test_redis_restarted_mid_stream_loses_nothing_and_keeps_chat_order(archive, 
             got = {f[b"msg_id"].decode() for _, f in r.xrange(stream)}
             return got >= set(want)
 
-        wait_until(all_there, timeout=20, message="every message in the stream")
-        wait_until(lambda: worker.status.lag == 0 and worker.status.state == "ok")
+        wait_until(all_there, timeout=30, message=f"every message in the stream ({events})")
+        wait_until(lambda: worker.status.lag == 0 and worker.status.state == "ok", timeout=20)
     finally:
         t.join(30)
         runner.stop()
@@ -313,6 +315,7 @@ def test_status_shows_a_parked_sinks_growing_lag_from_a_running_watch(
             time.sleep(0.5)  # a health write or two more: the record on disk is current
             code, out, err = run_cli(capsys, "status", "--no-check")
             kinds = w.kinds()
+            backlog = [e.data["sink"] for e in w.events if e.kind == "feed_backlog"]
     assert code == 0, err
     lines = [ln.strip() for ln in out.splitlines()]
     crm = next(ln for ln in lines if ln.startswith("feed crm:"))
@@ -320,7 +323,7 @@ def test_status_shows_a_parked_sinks_growing_lag_from_a_running_watch(
     assert "refused: " in crm and "HTTP 400" in crm and crm.endswith("`wxcli feed resume crm`")
     assert "feed ok: ok, 0 behind, 30 delivered" in lines
     assert kinds.count("feed_parked") == 1
-    assert kinds.count("feed_backlog") == 1  # past max_backlog: once, not once per poll
+    assert backlog.count("crm") == 1  # past max_backlog: once, not once per poll
 
 
 def test_a_backlog_past_max_backlog_alerts_once_per_episode_and_never_blocks_receiving(archive):

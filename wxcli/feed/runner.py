@@ -35,6 +35,12 @@ FAILING_AFTER = 3
 #: the lag (a COUNT over the rows after the cursor) is counted every this many polls, within
 #: 0.5-5 s: often enough for `wxcli status`, rarely enough for a sink a million rows behind
 LAG_EVERY_POLLS = 10
+#: While messages are flowing (a delivery in the last BUSY_SECONDS), a caught-up sink looks for
+#: new rows this often with one cheap MAX(id) query instead of sleeping the whole poll_seconds:
+#: under traffic a message then waits ~25 ms for its sink rather than ~poll_seconds / 2, and a
+#: quiet archive is still only polled every poll_seconds.
+FAST_POLL_SECONDS = 0.05
+BUSY_SECONDS = 60.0
 
 
 @dataclass
@@ -137,6 +143,8 @@ class SinkWorker:
         self.status = SinkStatus(spec.name, spec.kind, spec.where())
         self._backlog_alerted = False
         self._lag_checked = 0.0
+        self._last_delivery = float("-inf")  # monotonic
+        self._wake = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"wx-feed-{spec.name}", daemon=True)
 
     def start(self) -> None:
@@ -144,6 +152,39 @@ class SinkWorker:
 
     def _wait(self, seconds: float) -> None:
         self._stop.wait(seconds)
+
+    def wake(self) -> None:
+        """New rows were stored: look now rather than at the next poll."""
+        self._wake.set()
+
+    def _nap(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True when woken (new rows, or stopping)."""
+        woke = self._wake.wait(seconds)
+        self._wake.clear()
+        return woke or self._stop.is_set()
+
+    def _idle(self, batch: Batch) -> None:
+        """Wait for rows after ``batch`` (an empty one): at most poll_seconds, and while messages
+        are flowing, only until a cheap probe sees a newer row. A batch cut short by an image
+        still downloading is simply retried after poll_seconds (newer rows are no news then)."""
+        poll = self.settings.poll_seconds
+        fast = min(FAST_POLL_SECONDS, poll)
+        busy = time.monotonic() - self._last_delivery < BUSY_SECONDS
+        if not (batch.caught_up and busy and fast < poll):
+            self._nap(poll)
+            return
+        deadline = time.monotonic() + poll
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._nap(min(fast, left)):
+                return
+            try:
+                if last_row_id(self.archive) > batch.message_id:
+                    return
+                if self.spec.roster and cursors.last_roster_id(self.archive) > batch.roster_id:
+                    return
+            except (pw.DatabaseError, pw.InterfaceError):
+                return  # the next full poll deals with it
 
     def _run(self) -> None:
         sink = self._factory(self.spec)
@@ -187,11 +228,11 @@ class SinkWorker:
                         )
                     if pending.caught_up:
                         self._set_lag(0)
-                    pending = None
+                    idle, pending = pending, None
                     if self.status.state in ("starting", "database_down", "parked"):
                         self.status.state = "ok"
                         self.status.parked_reason = ""
-                    self._wait(self.settings.poll_seconds)
+                    self._idle(idle)
                     continue
             except (pw.DatabaseError, pw.InterfaceError) as exc:
                 self.status.state = "database_down"
@@ -231,6 +272,7 @@ class SinkWorker:
             )
             log.warning("feed %s: delivering again after %d failed attempts", s.name, s.failures)
         s.state, s.failures, s.last_error = "ok", 0, ""
+        self._last_delivery = time.monotonic()
         s.delivered += batch.size
         s.last_delivery_at = datetime.now(UTC).isoformat()
         s.lag = max(s.lag - batch.size, 0)
@@ -304,8 +346,15 @@ class FeedRunner:
         for w in self.workers:
             w.start()
 
+    def wake(self) -> None:
+        """Tell every sink that rows were just stored (the writer may call this after each
+        commit; without it, sinks find new rows by polling)."""
+        for w in self.workers:
+            w.wake()
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        self.wake()
         deadline = time.monotonic() + timeout
         for w in self.workers:
             w.thread.join(max(deadline - time.monotonic(), 0.0))
