@@ -212,3 +212,45 @@ def test_while_messages_flow_a_sink_finds_new_rows_long_before_poll_seconds(arch
             assert time.monotonic() - t < 2  # stop cuts the 30 s sleep short too
     got = [m["msg_id"] for r in rx.requests for m in json.loads(r.body)["messages"]]
     assert got == ["5001", "5002", "5003"]
+
+
+def test_the_feeds_lean_read_returns_exactly_the_history_rows(archive):
+    """cursors.messages_after reads only the payload's columns; it must give the very rows (and
+    so the very payloads) history.messages_after gives, on both back-ends."""
+    import dataclasses
+
+    from wxcli.store.history import MessageFilter, last_row_id
+    from wxcli.store.history import messages_after as history_after
+
+    ing = _ingestor(archive)
+    ing.store(
+        [
+            msg(1, "普通消息 😀", mentions=["张伟", "李娜"], raw='{"MsgId": "5001"}'),
+            msg(2, "", kind="image", msg_type=3, media="image", chat="@@g2", chat_name="VIP群"),
+            dataclasses.replace(msg(3, "我发的", sender="@me", name="me"), is_self=True),
+            msg(4, '"张伟" 撤回了一条消息', kind="recall", msg_type=10002, recall_of="5001"),
+            msg(5, "链接", kind="link", msg_type=49, title="标题" * 300, url="https://x.example/a"),
+        ],
+        None,
+    )
+    M, S = archive.m.Message, archive.m.MessageScore
+    S.insert(message=M.get(M.msg_id == "5001").id, sentiment=0.123456789).execute()
+    M.update(revoked=True).where(M.msg_id == "5001").execute()
+    top = last_row_id(archive)
+    for f in (
+        MessageFilter(),
+        MessageFilter(chats=("VIP*",)),
+        MessageFilter(kinds=("text", "link")),
+        MessageFilter(exclude_self=True),
+    ):
+        for after, limit in ((0, 100), (1, 2)):
+            lean = cursors.messages_after(archive, after, top, f, limit)
+            assert lean == history_after(archive, after, f, limit, upto=top), (f, after)
+    rows = cursors.messages_after(archive, 0, top, MessageFilter(), 100)
+    assert [r.media_status for r in rows][:2] == ["", "pending"]
+    assert (
+        rows[0].sentiment == 0.123456789
+        and rows[0].revoked
+        and rows[0].mentions == ["张伟", "李娜"]
+    )
+    assert rows[2].is_self is True and rows[0].created_at.tzinfo is not None

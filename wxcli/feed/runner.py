@@ -71,7 +71,7 @@ def next_batch(
     now = now or datetime.now(UTC)
     top_m = last_row_id(archive)
     f = MessageFilter(chats=spec.chats, kinds=spec.kinds, exclude_self=spec.exclude_self)
-    rows = messages_after(archive, cur.message_id, f, limit, upto=top_m)
+    rows = cursors.messages_after(archive, cur.message_id, top_m, f, limit)
     full = len(rows) >= limit
     cut = None
     for i, r in enumerate(rows):
@@ -91,7 +91,8 @@ def next_batch(
     if spec.roster:
         top_r = cursors.last_roster_id(archive)
         room = max(limit - len(rows), 1)
-        roster = cursors.roster_after(archive, cur.roster_id, top_r, spec.chats, room)
+        if top_r > cur.roster_id:  # usually not: spare the query
+            roster = cursors.roster_after(archive, cur.roster_id, top_r, spec.chats, room)
         roster_id = roster[-1]["id"] if len(roster) >= room else max(top_r, cur.roster_id)
         full = full or len(roster) >= room
     return Batch(
