@@ -254,3 +254,34 @@ def test_the_feeds_lean_read_returns_exactly_the_history_rows(archive):
         and rows[0].mentions == ["张伟", "李娜"]
     )
     assert rows[2].is_self is True and rows[0].created_at.tzinfo is not None
+
+
+def test_a_sink_that_is_behind_commits_its_cursor_about_once_a_second_and_on_stop(archive):
+    """Catching up, each batch is acknowledged but the cursor is committed at most every
+    SAVE_EVERY_SECONDS (on SQLite every commit queues behind watch's writer); a caught-up batch
+    and stopping commit at once, so a clean stop resends nothing."""
+    from tests.servers import Reply
+
+    ing = _ingestor(archive)
+    committed = []  # the cursor in the database as each request arrives
+
+    def responder(request):
+        committed.append(cursors.load_cursor(archive, "hook").message_id)
+        return Reply(200, b"")
+
+    with WebhookReceiver(responder=responder) as rx:
+        spec = parse_sink("hook", {"url": rx.url, "batch_size": 5})
+        start = cursors.load_cursor(archive, "hook").message_id
+        ing.store([msg(i, f"m{i}") for i in range(1, 51)], None)
+        settings = FeedSettings(poll_seconds=0.05, retry_seconds=0.05, sinks=(spec,))
+        runner = FeedRunner(archive, settings, lambda k, d: None)
+        runner.start()
+        try:
+            wait_until(lambda: len(rx.requests) == 10)
+            wait_until(lambda: cursors.load_cursor(archive, "hook").delivered == 50)
+        finally:
+            runner.stop()
+    assert len(set(committed)) < 5, committed  # not one commit per batch
+    assert committed[0] == start
+    cur = cursors.load_cursor(archive, "hook")
+    assert cur.message_id == cursors.last_row_id(archive) and cur.delivered == 50

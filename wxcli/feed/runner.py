@@ -41,6 +41,11 @@ LAG_EVERY_POLLS = 10
 #: quiet archive is still only polled every poll_seconds.
 FAST_POLL_SECONDS = 0.05
 BUSY_SECONDS = 60.0
+#: A sink that is behind (each batch full, more waiting) commits its cursor at most this often;
+#: a caught-up sink commits after every batch. On SQLite each commit waits for the write lock,
+#: which `watch`'s writer holds most of the time during a flood: committing per batch starved
+#: the feed. The price: a crash while behind resends up to this long's batches (at least once).
+SAVE_EVERY_SECONDS = 1.0
 
 
 @dataclass
@@ -145,6 +150,9 @@ class SinkWorker:
         self._backlog_alerted = False
         self._lag_checked = 0.0
         self._last_delivery = float("-inf")  # monotonic
+        #: acknowledged but not yet committed: (message_id, roster_id, items)
+        self._held: tuple[int, int, int] | None = None
+        self._saved_at = 0.0
         self._wake = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"wx-feed-{spec.name}", daemon=True)
 
@@ -191,6 +199,7 @@ class SinkWorker:
         sink = self._factory(self.spec)
         try:
             self._loop(sink)
+            self._flush()
         except Exception:  # a bug in one sink must not end watch; say so loudly
             log.exception("feed sink %s stopped", self.spec.name)
             self.status.state = "stopped"
@@ -211,6 +220,8 @@ class SinkWorker:
             try:
                 cur = cursors.load_cursor(self.archive, self.spec.name)
                 assert cur is not None
+                if self._held is not None:  # ahead of the committed cursor
+                    cur.message_id, cur.roster_id = self._held[0], self._held[1]
                 self._check_lag(cur)  # also while parked: that is when it grows
                 if cur.parked_at is not None:
                     self.status.state = "parked"
@@ -223,10 +234,11 @@ class SinkWorker:
                         self.archive, self.spec, cur, limit, self.settings.media_wait_seconds
                     )
                 if pending.size == 0:
-                    if (pending.message_id, pending.roster_id) != (cur.message_id, cur.roster_id):
-                        cursors.save_cursor(
-                            self.archive, self.spec.name, pending.message_id, pending.roster_id, 0
-                        )
+                    at = (pending.message_id, pending.roster_id)
+                    if at != (cur.message_id, cur.roster_id) or self._held is not None:
+                        n = self._held[2] if self._held else 0
+                        self._held = (pending.message_id, pending.roster_id, n)
+                        self._flush()
                     if pending.caught_up:
                         self._set_lag(0)
                     idle, pending = pending, None
@@ -245,25 +257,28 @@ class SinkWorker:
             except FeedError as exc:
                 pending = self._failed(pending, exc)
                 continue
-            try:
-                cursors.save_cursor(
-                    self.archive,
-                    self.spec.name,
-                    pending.message_id,
-                    pending.roster_id,
-                    pending.size,
-                )
-            except (pw.DatabaseError, pw.InterfaceError) as exc:
-                # Delivered but not recorded: it goes out again (at least once), never lost.
-                log.warning(
-                    "feed %s: cursor not saved (%s); the batch will be sent again",
-                    self.spec.name,
-                    exc,
-                )
-                pending = None
-                continue
             self._delivered(pending)
+            n = self._held[2] if self._held else 0
+            self._held = (pending.message_id, pending.roster_id, n + pending.size)
+            if pending.caught_up or time.monotonic() - self._saved_at >= SAVE_EVERY_SECONDS:
+                self._flush()
             pending = None
+
+    def _flush(self) -> None:
+        """Commit the acknowledged position. If the database refuses, the batches since the
+        last commit go out again (at least once), never lost."""
+        if self._held is None:
+            return
+        held, self._held = self._held, None
+        try:
+            cursors.save_cursor(self.archive, self.spec.name, *held)
+            self._saved_at = time.monotonic()
+        except (pw.DatabaseError, pw.InterfaceError) as exc:
+            log.warning(
+                "feed %s: cursor not saved (%s); what was delivered since will be sent again",
+                self.spec.name,
+                exc,
+            )
 
     def _delivered(self, batch: Batch) -> None:
         s = self.status
@@ -279,6 +294,7 @@ class SinkWorker:
         s.lag = max(s.lag - batch.size, 0)
 
     def _failed(self, batch: Batch, exc: FeedError) -> Batch | None:
+        self._flush()  # about to wait (or park): commit what was taken before
         s = self.status
         s.last_error = str(exc)
         if not exc.retryable:
