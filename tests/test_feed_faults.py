@@ -113,6 +113,11 @@ class PrivateRedis:
         wait_until(up, message="redis-server to answer")
         r.close()
 
+    def log(self) -> str:
+        """The server's log (all its starts), for a failing assertion's message."""
+        path = self.dir / "redis.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -197,7 +202,7 @@ def test_redis_restarted_mid_stream_loses_nothing_and_keeps_chat_order(archive, 
     runs = [
         (i, eid, mid) for i, (eid, mid) in enumerate(zip(eids, ids, strict=True)) if mid in doubled
     ]
-    assert len(doubled) <= spec.batch_size, (runs[:3], runs[-3:], len(ids))
+    assert len(doubled) <= spec.batch_size, (runs[:3], runs[-3:], len(ids), private_redis.log())
     _assert_in_order_per_chat(entries)
     for _, f in r.xrange(stream, count=3):
         payload = json.loads(f[b"json"])
