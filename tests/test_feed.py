@@ -242,6 +242,8 @@ def test_the_feeds_lean_read_returns_exactly_the_history_rows(archive):
         MessageFilter(chats=("VIP*",)),
         MessageFilter(kinds=("text", "link")),
         MessageFilter(exclude_self=True),
+        MessageFilter(chat_ids=(M.get(M.msg_id == "5002").chat_id,)),
+        MessageFilter(chat_ids=()),
     ):
         for after, limit in ((0, 100), (1, 2)):
             lean = cursors.messages_after(archive, after, top, f, limit)

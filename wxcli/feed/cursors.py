@@ -115,10 +115,11 @@ def backlog(archive: Archive, after: int) -> int:
 def messages_after(
     archive: Archive, after: int, upto: int, f: MessageFilter, limit: int
 ) -> list[HistoryRow]:
-    """The rows :func:`wxcli.store.history.messages_after` returns (chat, kind and self filters
-    only), reading just the columns a payload carries and converting only the two timestamps.
-    The history query builds a whole model object per row, the stored raw JSON included: about
-    twice the CPU per message, spent in the same process (under the same GIL) as receiving."""
+    """The rows :func:`wxcli.store.history.messages_after` returns (chat, kind and self
+    filters only: a sink has no sender, time or text filter), reading just the columns a
+    payload carries and converting only the two timestamps. The history query builds a whole
+    model object per row, the stored raw JSON included: about three times the CPU per
+    message, spent in the same process (under the same GIL) as receiving."""
     m = archive.m
     M, S = m.Message, m.MessageScore
     cols = (M.msg_id, M.chat_name, M.chat_kind, M.sender_name, M.is_self, M.kind, M.text,
@@ -129,6 +130,8 @@ def messages_after(
         .join(S, on=(S.message == M.id), join_type=pw.JOIN.LEFT_OUTER)
         .where((M.id > after) & (M.id <= upto))
     )
+    if f.chat_ids is not None:
+        q = q.where(M.chat.in_(list(f.chat_ids) or [-1]))
     if f.chats:
         q = q.where(M.chat.in_(chat_ids_matching(archive, f.chats) or [-1]))
     if f.kinds:
