@@ -175,3 +175,115 @@ def test_feed_cli_add_list_status_remove(wx_home, tmp_path, capsys):
     assert code == 0, err
     code, out, err = run_cli(capsys, "feed", "replay", "nope", "--since", "1d")
     assert code == 2 and "no feed sink" in err
+
+
+def test_while_messages_flow_a_sink_finds_new_rows_long_before_poll_seconds(archive):
+    """poll_seconds is how long a quiet sink sleeps; once it is delivering, a cheap probe
+    finds each new row within ~FAST_POLL_SECONDS, and wake() cuts any sleep short."""
+    import time
+
+    ing = _ingestor(archive)
+    with WebhookReceiver() as rx:
+        spec = parse_sink("hook", {"url": rx.url})
+        cursors.load_cursor(archive, "hook")
+        settings = FeedSettings(poll_seconds=30.0, retry_seconds=0.05, sinks=(spec,))
+        ing.store([msg(1, "一")], None)
+        runner = FeedRunner(archive, settings, lambda k, d: None)
+        runner.start()  # the first look is at once
+        try:
+            wait_until(lambda: len(rx.requests) == 1, timeout=5)
+            t = time.monotonic()
+            ing.store([msg(2, "二")], None)
+            wait_until(lambda: len(rx.requests) == 2, timeout=5)
+            assert time.monotonic() - t < 5  # not the 30 s poll
+        finally:
+            runner.stop()
+        # a fresh runner is not "busy": it sleeps the whole poll unless woken
+        runner = FeedRunner(archive, settings, lambda k, d: None)
+        runner.start()
+        try:
+            wait_until(lambda: runner.workers[0].status.state == "ok")
+            ing.store([msg(3, "三")], None)
+            runner.wake()  # what the writer can call after a commit
+            wait_until(lambda: len(rx.requests) == 3, timeout=5)
+        finally:
+            t = time.monotonic()
+            runner.stop()
+            assert time.monotonic() - t < 2  # stop cuts the 30 s sleep short too
+    got = [m["msg_id"] for r in rx.requests for m in json.loads(r.body)["messages"]]
+    assert got == ["5001", "5002", "5003"]
+
+
+def test_the_feeds_lean_read_returns_exactly_the_history_rows(archive):
+    """cursors.messages_after reads only the payload's columns; it must give the very rows (and
+    so the very payloads) history.messages_after gives, on both back-ends."""
+    import dataclasses
+
+    from wxcli.store.history import MessageFilter, last_row_id
+    from wxcli.store.history import messages_after as history_after
+
+    ing = _ingestor(archive)
+    ing.store(
+        [
+            msg(1, "普通消息 😀", mentions=["张伟", "李娜"], raw='{"MsgId": "5001"}'),
+            msg(2, "", kind="image", msg_type=3, media="image", chat="@@g2", chat_name="VIP群"),
+            dataclasses.replace(msg(3, "我发的", sender="@me", name="me"), is_self=True),
+            msg(4, '"张伟" 撤回了一条消息', kind="recall", msg_type=10002, recall_of="5001"),
+            msg(5, "链接", kind="link", msg_type=49, title="标题" * 300, url="https://x.example/a"),
+        ],
+        None,
+    )
+    M, S = archive.m.Message, archive.m.MessageScore
+    S.insert(message=M.get(M.msg_id == "5001").id, sentiment=0.123456789).execute()
+    M.update(revoked=True).where(M.msg_id == "5001").execute()
+    top = last_row_id(archive)
+    for f in (
+        MessageFilter(),
+        MessageFilter(chats=("VIP*",)),
+        MessageFilter(kinds=("text", "link")),
+        MessageFilter(exclude_self=True),
+        MessageFilter(chat_ids=(M.get(M.msg_id == "5002").chat_id,)),
+        MessageFilter(chat_ids=()),
+    ):
+        for after, limit in ((0, 100), (1, 2)):
+            lean = cursors.messages_after(archive, after, top, f, limit)
+            assert lean == history_after(archive, after, f, limit, upto=top), (f, after)
+    rows = cursors.messages_after(archive, 0, top, MessageFilter(), 100)
+    assert [r.media_status for r in rows][:2] == ["", "pending"]
+    assert (
+        rows[0].sentiment == 0.123456789
+        and rows[0].revoked
+        and rows[0].mentions == ["张伟", "李娜"]
+    )
+    assert rows[2].is_self is True and rows[0].created_at.tzinfo is not None
+
+
+def test_a_sink_that_is_behind_commits_its_cursor_about_once_a_second_and_on_stop(archive):
+    """Catching up, each batch is acknowledged but the cursor is committed at most every
+    SAVE_EVERY_SECONDS (on SQLite every commit queues behind watch's writer); a caught-up batch
+    and stopping commit at once, so a clean stop resends nothing."""
+    from tests.servers import Reply
+
+    ing = _ingestor(archive)
+    committed = []  # the cursor in the database as each request arrives
+
+    def responder(request):
+        committed.append(cursors.load_cursor(archive, "hook").message_id)
+        return Reply(200, b"")
+
+    with WebhookReceiver(responder=responder) as rx:
+        spec = parse_sink("hook", {"url": rx.url, "batch_size": 5})
+        start = cursors.load_cursor(archive, "hook").message_id
+        ing.store([msg(i, f"m{i}") for i in range(1, 51)], None)
+        settings = FeedSettings(poll_seconds=0.05, retry_seconds=0.05, sinks=(spec,))
+        runner = FeedRunner(archive, settings, lambda k, d: None)
+        runner.start()
+        try:
+            wait_until(lambda: len(rx.requests) == 10)
+            wait_until(lambda: cursors.load_cursor(archive, "hook").delivered == 50)
+        finally:
+            runner.stop()
+    assert len(set(committed)) < 5, committed  # not one commit per batch
+    assert committed[0] == start
+    cur = cursors.load_cursor(archive, "hook")
+    assert cur.message_id == cursors.last_row_id(archive) and cur.delivered == 50

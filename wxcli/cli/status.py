@@ -56,8 +56,8 @@ def status(app: AppContext, as_json: bool, no_check: bool) -> int:
                 )
                 for line in outage_lines(h.outages):
                     con.print(f"           {line}", markup=False)
-                for line in feed_lines(h.feed):
-                    con.print(f"           {line}", markup=False)
+                for line in feed_lines(h.feed):  # one line per sink, however long: for grep
+                    con.print(f"           {line}", markup=False, soft_wrap=True)
         elif report.logged_in:
             con.print("Watch:     not running")
     if not report.logged_in or report.alive is False:
@@ -68,15 +68,18 @@ def status(app: AppContext, as_json: bool, no_check: bool) -> int:
 
 
 def feed_lines(feed: dict[str, dict]) -> list[str]:
-    """One line per feed sink from the health record: state and lag."""
+    """One line per feed sink from the health record: state, lag (messages stored after its
+    cursor, the backlog it still has to deliver) and why it is not delivering."""
     from wxcli.textutil import safe_text
 
     out = []
     for name, st in sorted((feed or {}).items()):
-        err = f" ({safe_text(str(st.get('last_error', '')))[:120]})" if st.get("last_error") else ""
+        why = st.get("parked_reason") or st.get("last_error") or ""
+        err = f" ({safe_text(str(why))[:160]})" if why else ""
+        hint = f"; `wxcli feed resume {safe_text(name)}`" if st.get("state") == "parked" else ""
         out.append(
             f"feed {safe_text(name)}: {st.get('state', '?')}, {st.get('lag', 0)} behind, "
-            f"{st.get('delivered', 0)} delivered{err}"
+            f"{st.get('delivered', 0)} delivered{err}{hint}"
         )
     return out
 

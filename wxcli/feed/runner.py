@@ -32,6 +32,20 @@ log = logging.getLogger("wxcli.feed")
 Notify = Callable[[str, dict[str, Any]], None]
 #: consecutive failed deliveries before a `feed_failing` alert
 FAILING_AFTER = 3
+#: the lag (a COUNT over the rows after the cursor) is counted every this many polls, within
+#: 0.5-5 s: often enough for `wxcli status`, rarely enough for a sink a million rows behind
+LAG_EVERY_POLLS = 10
+#: While messages are flowing (a delivery in the last BUSY_SECONDS), a caught-up sink looks for
+#: new rows this often with one cheap MAX(id) query instead of sleeping the whole poll_seconds:
+#: under traffic a message then waits ~25 ms for its sink rather than ~poll_seconds / 2, and a
+#: quiet archive is still only polled every poll_seconds.
+FAST_POLL_SECONDS = 0.05
+BUSY_SECONDS = 60.0
+#: A sink that is behind (each batch full, more waiting) commits its cursor at most this often;
+#: a caught-up sink commits after every batch. On SQLite each commit waits for the write lock,
+#: which `watch`'s writer holds most of the time during a flood: committing per batch starved
+#: the feed. The price: a crash while behind resends up to this long's batches (at least once).
+SAVE_EVERY_SECONDS = 1.0
 
 
 @dataclass
@@ -40,6 +54,7 @@ class Batch:
     roster: list[dict[str, Any]]
     message_id: int  # the cursor once acknowledged
     roster_id: int
+    caught_up: bool = False  # nothing stored after it when it was read
 
     @property
     def size(self) -> int:
@@ -61,7 +76,7 @@ def next_batch(
     now = now or datetime.now(UTC)
     top_m = last_row_id(archive)
     f = MessageFilter(chats=spec.chats, kinds=spec.kinds, exclude_self=spec.exclude_self)
-    rows = messages_after(archive, cur.message_id, f, limit, upto=top_m)
+    rows = cursors.messages_after(archive, cur.message_id, top_m, f, limit)
     full = len(rows) >= limit
     cut = None
     for i, r in enumerate(rows):
@@ -81,13 +96,16 @@ def next_batch(
     if spec.roster:
         top_r = cursors.last_roster_id(archive)
         room = max(limit - len(rows), 1)
-        roster = cursors.roster_after(archive, cur.roster_id, top_r, spec.chats, room)
+        if top_r > cur.roster_id:  # usually not: spare the query
+            roster = cursors.roster_after(archive, cur.roster_id, top_r, spec.chats, room)
         roster_id = roster[-1]["id"] if len(roster) >= room else max(top_r, cur.roster_id)
+        full = full or len(roster) >= room
     return Batch(
         [message_payload(r) for r in rows],
         [roster_payload(r) for r in roster],
         message_id,
         roster_id,
+        caught_up=cut is None and not full,
     )
 
 
@@ -131,6 +149,11 @@ class SinkWorker:
         self.status = SinkStatus(spec.name, spec.kind, spec.where())
         self._backlog_alerted = False
         self._lag_checked = 0.0
+        self._last_delivery = float("-inf")  # monotonic
+        #: acknowledged but not yet committed: (message_id, roster_id, items)
+        self._held: tuple[int, int, int] | None = None
+        self._saved_at = 0.0
+        self._wake = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"wx-feed-{spec.name}", daemon=True)
 
     def start(self) -> None:
@@ -139,10 +162,44 @@ class SinkWorker:
     def _wait(self, seconds: float) -> None:
         self._stop.wait(seconds)
 
+    def wake(self) -> None:
+        """New rows were stored: look now rather than at the next poll."""
+        self._wake.set()
+
+    def _nap(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True when woken (new rows, or stopping)."""
+        woke = self._wake.wait(seconds)
+        self._wake.clear()
+        return woke or self._stop.is_set()
+
+    def _idle(self, batch: Batch) -> None:
+        """Wait for rows after ``batch`` (an empty one): at most poll_seconds, and while messages
+        are flowing, only until a cheap probe sees a newer row. A batch cut short by an image
+        still downloading is simply retried after poll_seconds (newer rows are no news then)."""
+        poll = self.settings.poll_seconds
+        fast = min(FAST_POLL_SECONDS, poll)
+        busy = time.monotonic() - self._last_delivery < BUSY_SECONDS
+        if not (batch.caught_up and busy and fast < poll):
+            self._nap(poll)
+            return
+        deadline = time.monotonic() + poll
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._nap(min(fast, left)):
+                return
+            try:
+                if last_row_id(self.archive) > batch.message_id:
+                    return
+                if self.spec.roster and cursors.last_roster_id(self.archive) > batch.roster_id:
+                    return
+            except (pw.DatabaseError, pw.InterfaceError):
+                return  # the next full poll deals with it
+
     def _run(self) -> None:
         sink = self._factory(self.spec)
         try:
             self._loop(sink)
+            self._flush()
         except Exception:  # a bug in one sink must not end watch; say so loudly
             log.exception("feed sink %s stopped", self.spec.name)
             self.status.state = "stopped"
@@ -163,26 +220,32 @@ class SinkWorker:
             try:
                 cur = cursors.load_cursor(self.archive, self.spec.name)
                 assert cur is not None
+                if self._held is not None:  # ahead of the committed cursor
+                    cur.message_id, cur.roster_id = self._held[0], self._held[1]
+                self._check_lag(cur)  # also while parked: that is when it grows
                 if cur.parked_at is not None:
                     self.status.state = "parked"
                     self.status.parked_reason = cur.parked_reason
                     pending = None
                     self._wait(max(self.settings.poll_seconds, 1.0))
                     continue
-                self._check_lag(cur)
                 if pending is None:
                     pending = next_batch(
                         self.archive, self.spec, cur, limit, self.settings.media_wait_seconds
                     )
                 if pending.size == 0:
-                    if (pending.message_id, pending.roster_id) != (cur.message_id, cur.roster_id):
-                        cursors.save_cursor(
-                            self.archive, self.spec.name, pending.message_id, pending.roster_id, 0
-                        )
-                    pending = None
-                    if self.status.state in ("starting", "database_down"):
+                    at = (pending.message_id, pending.roster_id)
+                    if at != (cur.message_id, cur.roster_id) or self._held is not None:
+                        n = self._held[2] if self._held else 0
+                        self._held = (pending.message_id, pending.roster_id, n)
+                        self._flush()
+                    if pending.caught_up:
+                        self._set_lag(0)
+                    idle, pending = pending, None
+                    if self.status.state in ("starting", "database_down", "parked"):
                         self.status.state = "ok"
-                    self._wait(self.settings.poll_seconds)
+                        self.status.parked_reason = ""
+                    self._idle(idle)
                     continue
             except (pw.DatabaseError, pw.InterfaceError) as exc:
                 self.status.state = "database_down"
@@ -194,25 +257,28 @@ class SinkWorker:
             except FeedError as exc:
                 pending = self._failed(pending, exc)
                 continue
-            try:
-                cursors.save_cursor(
-                    self.archive,
-                    self.spec.name,
-                    pending.message_id,
-                    pending.roster_id,
-                    pending.size,
-                )
-            except (pw.DatabaseError, pw.InterfaceError) as exc:
-                # Delivered but not recorded: it goes out again (at least once), never lost.
-                log.warning(
-                    "feed %s: cursor not saved (%s); the batch will be sent again",
-                    self.spec.name,
-                    exc,
-                )
-                pending = None
-                continue
             self._delivered(pending)
+            n = self._held[2] if self._held else 0
+            self._held = (pending.message_id, pending.roster_id, n + pending.size)
+            if pending.caught_up or time.monotonic() - self._saved_at >= SAVE_EVERY_SECONDS:
+                self._flush()
             pending = None
+
+    def _flush(self) -> None:
+        """Commit the acknowledged position. If the database refuses, the batches since the
+        last commit go out again (at least once), never lost."""
+        if self._held is None:
+            return
+        held, self._held = self._held, None
+        try:
+            cursors.save_cursor(self.archive, self.spec.name, *held)
+            self._saved_at = time.monotonic()
+        except (pw.DatabaseError, pw.InterfaceError) as exc:
+            log.warning(
+                "feed %s: cursor not saved (%s); what was delivered since will be sent again",
+                self.spec.name,
+                exc,
+            )
 
     def _delivered(self, batch: Batch) -> None:
         s = self.status
@@ -222,11 +288,13 @@ class SinkWorker:
             )
             log.warning("feed %s: delivering again after %d failed attempts", s.name, s.failures)
         s.state, s.failures, s.last_error = "ok", 0, ""
+        self._last_delivery = time.monotonic()
         s.delivered += batch.size
         s.last_delivery_at = datetime.now(UTC).isoformat()
         s.lag = max(s.lag - batch.size, 0)
 
     def _failed(self, batch: Batch, exc: FeedError) -> Batch | None:
+        self._flush()  # about to wait (or park): commit what was taken before
         s = self.status
         s.last_error = str(exc)
         if not exc.retryable:
@@ -251,10 +319,15 @@ class SinkWorker:
 
     def _check_lag(self, cur: cursors.Cursor) -> None:
         now = time.monotonic()
-        if now - self._lag_checked < 5.0 and self.status.state != "starting":
+        every = min(max(LAG_EVERY_POLLS * self.settings.poll_seconds, 0.5), 5.0)
+        if now - self._lag_checked < every and self.status.state != "starting":
             return
         self._lag_checked = now
-        lag = cursors.backlog(self.archive, cur.message_id)
+        self._set_lag(cursors.backlog(self.archive, cur.message_id))
+
+    def _set_lag(self, lag: int) -> None:
+        """Record the lag; past ``max_backlog`` alert once, re-armed only when the sink is back
+        under half of it (so a backlog hovering at the limit is one alert, not one per count)."""
         self.status.lag = lag
         limit = self.settings.max_backlog
         if lag > limit and not self._backlog_alerted:
@@ -290,8 +363,15 @@ class FeedRunner:
         for w in self.workers:
             w.start()
 
+    def wake(self) -> None:
+        """Tell every sink that rows were just stored (the writer may call this after each
+        commit; without it, sinks find new rows by polling)."""
+        for w in self.workers:
+            w.wake()
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        self.wake()
         deadline = time.monotonic() + timeout
         for w in self.workers:
             w.thread.join(max(deadline - time.monotonic(), 0.0))

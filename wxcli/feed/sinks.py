@@ -124,6 +124,8 @@ class RedisSink:
 
     def __init__(self, spec: SinkSpec, password: str = ""):
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         self.spec = spec
         self._redis = redis.Redis.from_url(
@@ -132,6 +134,11 @@ class RedisSink:
             socket_timeout=spec.timeout,
             socket_connect_timeout=spec.timeout,
             health_check_interval=30,
+            # One quick reconnect for a pooled connection that went stale (Redis restarted while
+            # idle); every further retry is the runner's, with back-off and a visible state.
+            # redis-py's default (3 retries with back-off) would quadruple `timeout` against a
+            # hung server and resend the batch to it each time.
+            retry=Retry(NoBackoff(), 1),
         )
 
     def deliver(self, messages: list[dict[str, Any]], roster: list[dict[str, Any]]) -> None:
