@@ -265,6 +265,76 @@ def test_a_slow_webhook_delays_no_other_sink_and_no_ingest(archive):
     assert slow.thread.is_alive() is False and hung.thread.is_alive() is False
 
 
+class DrippingReceiver:
+    """A raw TCP server that reads the request and answers one byte every ``gap`` seconds:
+    each read comes in time, so only a deadline on the whole request can end it."""
+
+    def __init__(self, gap: float = 0.1):
+        self.gap = gap
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+        self.stop = threading.Event()
+        self.requests = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:  # closed
+                return
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+                self.requests += 1
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10_000:
+                    if self.stop.wait(self.gap):
+                        return
+                    conn.sendall(bytes([byte]))
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+def test_a_webhook_that_drips_its_answer_is_cut_at_the_timeout_and_retried(archive):
+    """Per-read timeouts never fire against a byte every 0.1 s; the sink's timeout bounds the
+    whole delivery, so the sink keeps retrying instead of hanging on one answer forever."""
+    ing = _ingestor(archive)
+    rx = DrippingReceiver(gap=0.1)
+    try:
+        spec = parse_sink("drip", {"url": rx.url, "timeout": 0.5})
+        cursors.load_cursor(archive, "drip")
+        runner = FeedRunner(archive, _settings(spec), lambda k, d: None)
+        (worker,) = runner.workers
+        runner.start()
+        try:
+            ing.store([_chat_msg(1)], None)
+            t0 = time.monotonic()
+            wait_until(lambda: worker.status.failures >= 2, timeout=10, message="two cut attempts")
+            took = time.monotonic() - t0
+            error = worker.status.last_error
+        finally:
+            runner.stop(timeout=3)
+        assert "no answer in 0.5 s" in error
+        assert took < 3  # two attempts of 0.5 s and a short back-off, not minutes
+        assert rx.requests >= 2
+        assert cursors.load_cursor(archive, "drip").delivered == 0  # nothing counted as taken
+    finally:
+        rx.close()
+
+
 def test_a_webhook_that_times_out_gets_the_same_batch_until_it_answers(archive):
     ing = _ingestor(archive)
     with WebhookReceiver(delay=30.0) as rx:

@@ -15,6 +15,7 @@ from wxcli.errors import FeedError
 from wxcli.feed.payload import PAYLOAD_VERSION
 from wxcli.feed.settings import SinkSpec
 from wxcli.textutil import safe_text
+from wxcli.webpost import DeadlineExceeded, post
 
 #: 4xx answers that mean "later", not "never".
 RETRYABLE_4XX = frozenset({408, 409, 423, 425, 429})
@@ -49,13 +50,9 @@ class WebhookSink:
     def __init__(
         self, spec: SinkSpec, secret: str = "", clock: Callable[[], datetime] | None = None
     ):
-        import requests
-
         self.spec = spec
         self._secret = secret
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._http = requests.Session()
-        self._http.trust_env = False  # a sink URL is reached directly, as configured
 
     def request(
         self, messages: list[dict[str, Any]], roster: list[dict[str, Any]]
@@ -85,36 +82,31 @@ class WebhookSink:
         return body, headers
 
     def deliver(self, messages: list[dict[str, Any]], roster: list[dict[str, Any]]) -> None:
-        import requests
-
         body, headers = self.request(messages, roster)
         try:
-            r = self._http.post(
-                self.spec.url, data=body, headers=headers, timeout=self.spec.timeout,
-                allow_redirects=False,
-            )  # fmt: skip
-        except requests.Timeout:
+            # `timeout` bounds the whole delivery, so a receiver that drips its answer a
+            # byte at a time is cut off like one that never answers.
+            answer = post(self.spec.url, body, headers, self.spec.timeout, keep=200)
+        except DeadlineExceeded:
             raise FeedError(
                 f"{self.spec.where()}: no answer in {self.spec.timeout:g} s", retryable=True
             ) from None
-        except requests.RequestException as exc:
-            raise FeedError(f"{self.spec.where()}: {type(exc).__name__}", retryable=True) from None
-        try:
-            excerpt = safe_text(r.text[:200]) if r.status_code >= 300 else ""
-        finally:
-            r.close()
-        if 200 <= r.status_code < 300:
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise FeedError(f"{self.spec.where()}: {safe_text(reason)}", retryable=True) from None
+        if 200 <= answer.status < 300:
             return
-        retry = r.status_code >= 500 or r.status_code in RETRYABLE_4XX
+        excerpt = safe_text(answer.body.decode("utf-8", "replace"))
+        retry = answer.status >= 500 or answer.status in RETRYABLE_4XX
         raise FeedError(
-            f"{self.spec.where()} answered HTTP {r.status_code}"
+            f"{self.spec.where()} answered HTTP {answer.status}"
             + (f": {excerpt}" if excerpt else ""),
             retryable=retry,
-            status=r.status_code,
+            status=answer.status,
         )
 
     def close(self) -> None:
-        self._http.close()
+        """Nothing to release: each delivery opens and closes its own connection."""
 
 
 class RedisSink:
