@@ -9,7 +9,6 @@ re-vetted at each hop, and size and total time are bounded.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import ipaddress
 import logging
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wxcli.errors import MediaError
+from wxcli.webpost import socket_deadline
 
 log = logging.getLogger(__name__)
 
@@ -296,18 +296,16 @@ class UrlFetcher:
         # Socket timeouts bound each read, not the whole fetch: an origin dripping a byte every
         # few seconds (in the headers or the body) would never trip them. A watchdog shuts the
         # socket down at the deadline, which ends any blocked read at once.
-        expired = threading.Event()
+        with socket_deadline(conn, remaining) as expired:
+            return self._exchange(conn, target, deadline, expired)
 
-        def expire() -> None:
-            expired.set()
-            sock = conn.sock
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-        watchdog = threading.Timer(remaining, expire)
-        watchdog.daemon = True
-        watchdog.start()
+    def _exchange(
+        self,
+        conn: http.client.HTTPConnection,
+        target: _Target,
+        deadline: float,
+        expired: threading.Event,
+    ) -> tuple[int, str, bytes]:
         too_slow = MediaFetchError(f"fetching the image took longer than {self.timeout:g} s")
         try:
             conn.putrequest("GET", target.target, skip_host=True, skip_accept_encoding=True)
@@ -346,7 +344,6 @@ class UrlFetcher:
                 raise too_slow from None
             raise MediaFetchError(f"cannot fetch the image: {type(exc).__name__}: {exc}")
         finally:
-            watchdog.cancel()
             conn.close()
 
 

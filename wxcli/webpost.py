@@ -14,12 +14,35 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 
 class DeadlineExceeded(TimeoutError):
     """The whole request took longer than its deadline."""
+
+
+@contextlib.contextmanager
+def socket_deadline(conn: http.client.HTTPConnection, seconds: float) -> Iterator[threading.Event]:
+    """While inside, ``conn``'s socket is shut down once ``seconds`` have passed (ending any
+    blocked read); the event yielded is set when that happened."""
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        sock = conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(seconds, expire)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield expired
+    finally:
+        watchdog.cancel()
 
 
 @dataclass(frozen=True)
@@ -53,19 +76,24 @@ def post(
         )
     else:
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    expired = threading.Event()
-
-    def expire() -> None:
-        expired.set()
-        sock = conn.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    watchdog = threading.Timer(timeout, expire)
-    watchdog.daemon = True
-    watchdog.start()
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    with socket_deadline(conn, timeout) as expired:
+        try:
+            return _exchange(conn, target, body, headers, keep, expired, deadline, timeout)
+        finally:
+            conn.close()
+
+
+def _exchange(
+    conn: http.client.HTTPConnection,
+    target: str,
+    body: bytes,
+    headers: dict[str, str],
+    keep: int,
+    expired: threading.Event,
+    deadline: float,
+    timeout: float,
+) -> Answer:
     try:
         conn.request("POST", target, body=body, headers={**headers, "Connection": "close"})
         resp = conn.getresponse()
@@ -81,6 +109,3 @@ def post(
         if isinstance(exc, http.client.HTTPException):
             raise OSError(f"bad HTTP answer ({type(exc).__name__})") from None
         raise
-    finally:
-        watchdog.cancel()
-        conn.close()
