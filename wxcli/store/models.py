@@ -116,8 +116,6 @@ class ArchiveModels:
     SentimentBin: Any
     SendAudit: Any
     FeedCursor: Any
-    AlertHistory: Any
-    AlertState: Any
 
     def __init__(self, db: pw.Database, classes: list[type[pw.Model]]):
         self.db = db
@@ -493,39 +491,6 @@ def build_models(db: pw.Database) -> ArchiveModels:
         parked_at = DateTime6Field(null=True)  # refused (4xx): delivery stops until resumed
         parked_reason = pw.TextField(default="")
 
-    # -- the alert history (migration 0003): written by wxcli.alerts, kept in the archive ----
-    class AlertHistory(Base):
-        """One alert and one channel: what was said, where, and whether it arrived."""
-
-        fired_at = DateTime6Field()
-        profile = pw.CharField(max_length=64, default="default")
-        rule = pw.CharField(max_length=64, default="")
-        kind = pw.CharField(max_length=16)
-        severity = pw.CharField(max_length=8, default="warning")
-        alert_key = pw.CharField(max_length=191, default="")  # 191: indexable in utf8mb4
-        title = pw.CharField(max_length=255, default="")
-        text = pw.TextField(default="")
-        fields = pw.TextField(default="")  # JSON object
-        channel = pw.CharField(max_length=64, default="")  # "" for quiet-hours records
-        status = pw.CharField(max_length=12)  # delivered | failed | skipped | quiet
-        attempts = pw.SmallIntegerField(default=0)
-        error = pw.TextField(default="")
-        delivered_at = DateTime6Field(null=True)
-        digest = pw.CharField(max_length=32, default="")  # shared by alerts sent as one digest
-
-        class Meta:
-            indexes = (
-                (("fired_at",), False),
-                (("rule", "alert_key", "fired_at"), False),
-            )
-
-    class AlertState(Base):
-        """Small named values alert rules keep between runs (high-water marks)."""
-
-        key = pw.CharField(max_length=100, primary_key=True)
-        value = pw.TextField(default="")
-        updated_at = DateTime6Field()
-
     classes: list[type[pw.Model]] = [
         SchemaMigration,
         Account,
@@ -554,8 +519,6 @@ def build_models(db: pw.Database) -> ArchiveModels:
         DayHour,
         SentimentBin,
         FeedCursor,
-        AlertHistory,
-        AlertState,
     ]
     return ArchiveModels(db, classes)
 
