@@ -28,6 +28,7 @@ too, so whoever fixes one removes it here.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -115,6 +116,16 @@ def all_modules() -> dict[str, Path]:
 
 def imports(name: str, path: Path, modules: Iterable[str]) -> list[tuple[str, int]]:
     """(imported wxcli module, line) for every import statement anywhere in the module."""
+    return [(m, line) for m, line in all_imports(name, path, modules) if top(m) == "wxcli"]
+
+
+def top(module: str) -> str:
+    return module.partition(".")[0]
+
+
+def all_imports(name: str, path: Path, modules: Iterable[str]) -> list[tuple[str, int]]:
+    """(imported module, line) for every import statement anywhere in the module, wxcli's
+    own and third-party ones."""
     known = set(modules)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: list[tuple[str, int]] = []
@@ -131,8 +142,7 @@ def imports(name: str, path: Path, modules: Iterable[str]) -> list[tuple[str, in
                 # ``from wxcli.store import archive`` imports the submodule, not the package.
                 sub = f"{target}.{alias.name}"
                 found.append((sub if sub in known else target, node.lineno))
-    unique = dict.fromkeys(found)  # ``from x import a, b`` is one import of x
-    return [(m, line) for m, line in unique if m == "wxcli" or m.startswith("wxcli.")]
+    return list(dict.fromkeys(found))  # ``from x import a, b`` is one import of x
 
 
 def layer_of(module: str) -> str | None:
@@ -157,6 +167,7 @@ def below(layer: str) -> set[str]:
     return seen
 
 
+@functools.cache
 def graph() -> dict[str, list[tuple[str, int]]]:
     modules = all_modules()
     return {name: imports(name, path, modules) for name, path in modules.items()}
@@ -251,6 +262,19 @@ def test_no_import_cycles():
 
     assert not new, "import cycles:\n" + "\n".join(describe(c) for c in new)
     assert not stale, "broken, remove from KNOWN_CYCLES:\n" + "\n".join(", ".join(c) for c in stale)
+
+
+def test_only_the_cli_imports_click():
+    """The layers below the command line are usable without click (and pay nothing for it)."""
+    modules = all_modules()
+    found = [
+        f"{name} -> {m} ({line})"
+        for name, path in modules.items()
+        if layer_of(name) != "cli"
+        for m, line in all_imports(name, path, modules)
+        if top(m) == "click"
+    ]
+    assert not found, "click outside wxcli.cli:\n" + "\n".join(found)
 
 
 def test_the_checker_sees_lazy_and_type_only_imports(tmp_path):
