@@ -87,19 +87,12 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     # `watch --serve` starts the REST server from inside the loop: let the CLI hand the loop a
     # start hook instead (the watch split).
     ("wxcli.watch.loop", "wxcli.server"),
-    # The simulator's shell entry reuses the CLI, and its media module wxcli's image sniffing
-    # and QR rendering (the simulator split): it should carry its own, or move them to base.
-    ("wxcli.simulator.__main__", "wxcli.cli"),
-    ("wxcli.simulator.media", "wxcli.media_input"),
-    ("wxcli.simulator.media", "wxcli.qr"),
 }
 
 #: Import cycles (strongly connected modules) still to break, same rule as above.
 KNOWN_CYCLES: set[frozenset[str]] = {
     # the watch split (wxcli/watch/ is being reorganised)
     frozenset({"wxcli.watch.loop", "wxcli.watch.media"}),
-    # the simulator split (wxcli/simulator/ is being reorganised)
-    frozenset({"wxcli.simulator.engine", "wxcli.simulator.messages", "wxcli.simulator.traffic"}),
 }
 
 
