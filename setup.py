@@ -68,6 +68,13 @@ setup(
             "openapi-spec-validator>=0.7",  # checks /openapi.json of `wxcli serve`
             # an independent case generator over the same document: no route may answer 5xx
             "schemathesis>=4.0",
+            # the type checker `pytest` runs (tests/test_types.py), and stubs for what it checks
+            "mypy>=2.4",
+            "types-requests",
+            "types-defusedxml",
+            "types-PyMySQL",
+            "types-qrcode",
+            "types-waitress",
         ],
     },
     entry_points={"console_scripts": ["wxcli = wxcli.cli:main"]},

@@ -33,6 +33,7 @@ from wxcli.errors import (
     SessionExpiredError,
 )
 from wxcli.protocol.hosts import Hosts
+from wxcli.protocol.responses import parse_json
 
 
 class Live:
@@ -305,6 +306,15 @@ def test_malformed_replies_are_decode_errors(client, live, endpoint, body, probl
     assert count(live, endpoint) == 1
     for secret in (client.state.skey, client.state.sid, client.state.pass_ticket):
         assert secret not in message
+
+
+def test_json_that_python_refuses_is_a_decode_error():
+    """json.loads refuses an integer of over 4300 digits with a plain ValueError, not a
+    JSONDecodeError: still a malformed reply (it was an AttributeError on ``exc.msg``)."""
+    body = b'{"BaseResponse": {"Ret": 0}, "MsgId": ' + b"9" * 5000 + b"}"
+    with pytest.raises(DecodeError) as info:
+        parse_json("webwxsync", body)
+    assert "malformed reply (not JSON (Exceeds the limit" in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from wxcli.server.app import start_server
 from wxcli.server.auth import AppStore
 
 CLI_SENDERS = 6
-REST_SENDS = 24
+REST_SENDS = 24  # all from 127.0.0.1: above [serve] connections_per_client (20), raised here
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_concurrent_senders_never_trigger_1205(scaled_sim, wx_home):
         scaled_sim,
         wx_home,
         send={"burst": 5, "rate": 10.0, "jitter": 0.02, "retries": 0, "backoff": 0.01},
-        serve={"threads": 8},
+        serve={"threads": 8, "connections_per_client": 2 * REST_SENDS},
     )
     created = AppStore(profile.paths.apps).add("load")
     auth = {"Authorization": f"Bearer {created.app.app_id}:{created.app_key}"}
@@ -100,7 +100,7 @@ def test_control_without_pacing_the_same_load_hits_1205(scaled_sim, wx_home):
         scaled_sim,
         wx_home,
         send={"rate": 0.0, "retries": 0},  # rate 0 = pacing off
-        serve={"threads": 8},
+        serve={"threads": 8, "connections_per_client": 2 * REST_SENDS},
     )
     created = AppStore(profile.paths.apps).add("load")
     auth = {"Authorization": f"Bearer {created.app.app_id}:{created.app_key}"}

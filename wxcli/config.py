@@ -319,7 +319,12 @@ def _schema() -> dict[str, dict[str, Key]]:
         for f in fields(cls):
             hint = hints[f.name]
             kind = _KEY_TYPES[typing.get_origin(hint) or hint]
-            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            if f.default is not MISSING:
+                default = f.default
+            elif f.default_factory is not MISSING:
+                default = f.default_factory()
+            else:  # every setting has a default: what an absent key means
+                raise TypeError(f"[{section}] {f.name} has no default")
             keys[f.name] = Key(kind, default, f.metadata["doc"], f.metadata["choices"])
         out[section] = keys
     return out

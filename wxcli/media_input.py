@@ -209,10 +209,10 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 
     def __init__(self, ip: str, port: int, timeout: float, connector: Connector):
         super().__init__(ip, port, timeout=timeout)
-        self._ip, self._connector = ip, connector
+        self._ip, self._connector, self._timeout = ip, connector, timeout
 
     def connect(self) -> None:
-        self.sock = self._connector(self._ip, self.port, self.timeout)  # type: ignore[arg-type]
+        self.sock = self._connector(self._ip, self.port, self._timeout)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -230,9 +230,10 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self._tls = context or ssl.create_default_context()
         super().__init__(ip, port, timeout=timeout, context=self._tls)
         self._ip, self._connector, self._server_name = ip, connector, server_name
+        self._timeout = timeout
 
     def connect(self) -> None:
-        raw = self._connector(self._ip, self.port, self.timeout)  # type: ignore[arg-type]
+        raw = self._connector(self._ip, self.port, self._timeout)
         self.sock = self._tls.wrap_socket(raw, server_hostname=self._server_name)
 
 

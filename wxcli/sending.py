@@ -153,7 +153,8 @@ class Sender:
                 raise NotLoggedInError(self.paths.profile)
             if stamp != self._stamp or self._state is None:
                 state = self.store.load()
-                if self._client is not None and state.sid == self._client.state.sid:
+                current = self._client.state if self._client is not None else None
+                if self._client is not None and current is not None and state.sid == current.sid:
                     # Same login, newer file (watch saved a rotated skey or cookies): keep the
                     # HTTP connection, adopt the new credentials.
                     self._client.state = state

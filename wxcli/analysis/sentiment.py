@@ -166,14 +166,14 @@ def _compute_tables(model: dict[str, Any]) -> tuple[dict[str, Any], dict[str, ar
 
     bk = sorted(bigram)
     tk = sorted(trigram)
-    tables = {
+    tables: dict[str, array.array[Any]] = {
         "lu": lu,
         "bk": array.array("q", bk),
         "bv": array.array("d", [bigram[k] for k in bk]),
         "tk": array.array("q", tk),
         "tv": array.array("d", [trigram[k] for k in tk]),
     }
-    meta = {"format": CACHE_FORMAT, "chars": "".join(chars), "nc": nc}
+    meta: dict[str, Any] = {"format": CACHE_FORMAT, "chars": "".join(chars), "nc": nc}
     return meta, tables
 
 
@@ -569,7 +569,11 @@ _worker_scorer: SentimentScorer | None = None
 
 def _pool_init(cache_dir: str, options: dict[str, int]) -> None:
     global _worker_scorer
-    _worker_scorer = SentimentScorer(Path(cache_dir), **options)
+    _worker_scorer = SentimentScorer(
+        Path(cache_dir),
+        run_cache_size=options["run_cache_size"],
+        table_cache_size=options["table_cache_size"],
+    )
 
 
 def _pool_score(texts: list[str]) -> list[float]:

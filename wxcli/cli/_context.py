@@ -106,6 +106,7 @@ class AppContext:
         for old in [h for h in root.handlers if getattr(h, "_wxcli", False)]:
             root.removeHandler(old)
         handler = logging.StreamHandler(sys.stderr)
+        # A marker the next run looks for; logging handlers take no such attribute by design.
         handler._wxcli = True  # type: ignore[attr-defined]
         redacting = RedactingFilter()
         handler.addFilter(redacting)

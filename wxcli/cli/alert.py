@@ -44,7 +44,7 @@ def list_(app: AppContext, as_json: bool) -> None:
     s = load_alert_settings(app.config)
     env = placeholder_env(s.channels)
     unset = dict(missing_secrets(s.channels))
-    channels = []
+    channels: list[dict[str, Any]] = []
     for name, spec in s.channels.items():
         try:
             target = build_channel(name, spec, env).target
@@ -54,7 +54,7 @@ def list_(app: AppContext, as_json: bool) -> None:
         channels.append(
             {"name": name, "type": spec.get("type", ""), "target": target, "problem": problem}
         )
-    rules = [
+    rules: list[dict[str, Any]] = [
         {
             "name": r.name,
             "kind": r.kind,

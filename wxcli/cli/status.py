@@ -34,10 +34,9 @@ def status(app: AppContext, as_json: bool, no_check: bool) -> int:
             alive = {True: "[green]alive[/]", False: "[red]expired[/]", None: "[yellow]unknown[/]"}
             name = markup_safe(report.nickname)  # a nickname may spell [bold] or escapes
             con.print(f"Account:   {name} (uin {report.uin}, profile {report.profile})")
-            con.print(
-                f"Logged in: {report.login_time.astimezone():%Y-%m-%d %H:%M:%S %Z} "
-                f"({human_duration(report.session_age_seconds)} ago)"
-            )
+            when = report.login_time
+            since = f"{when.astimezone():%Y-%m-%d %H:%M:%S %Z}" if when else "unknown"
+            con.print(f"Logged in: {since} ({human_duration(report.session_age_seconds)} ago)")
             src = f" (from {report.alive_source})" if report.alive_source else ""
             con.print(f"Session:   {alive[report.alive]}{src}")
             if report.problem:

@@ -12,6 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from wxcli.protocol import xmlutil
 
@@ -66,6 +67,7 @@ def _emoji_for(match: re.Match[str]) -> str:
     n = len(code)
     if not _HEX_RE.fullmatch(code):
         return ""
+    parts: tuple[str, ...]
     if n in (8, 10):  # two code points, e.g. flags and keycaps
         parts = (code[: n // 2], code[n // 2 :])
     elif n <= 6:
@@ -424,12 +426,12 @@ def parse_location(content_plain: str, ori_content: str, url: str) -> LocationIn
 # MsgType 42 / 37: name card and friend request
 
 
-def _info_str(info: Mapping, key: str) -> str:
+def _info_str(info: Mapping[str, Any], key: str) -> str:
     value = info.get(key)
     return unescape_text(value).strip() if isinstance(value, str) and value else ""
 
 
-def _info_int(info: Mapping, key: str) -> int | None:
+def _info_int(info: Mapping[str, Any], key: str) -> int | None:
     value = info.get(key)
     if isinstance(value, bool):
         return int(value)
@@ -449,7 +451,7 @@ class CardInfo:
     is_official: bool
 
 
-def parse_card(content_plain: str, recommend_info: Mapping | None) -> CardInfo | None:
+def parse_card(content_plain: str, recommend_info: Mapping[str, Any] | None) -> CardInfo | None:
     """Card from ``RecommendInfo`` (preferred: its ``UserName`` is the session id usable with the
     API) with the ``<msg username= nickname= …/>`` XML filling gaps; ``None`` if both are empty.
 
@@ -493,7 +495,7 @@ class FriendRequestInfo:
 
 
 def parse_friend_request(
-    content_plain: str, recommend_info: Mapping | None
+    content_plain: str, recommend_info: Mapping[str, Any] | None
 ) -> FriendRequestInfo | None:
     """Friend request from ``RecommendInfo`` (what ``webwxverifyuser`` needs), falling back to the
     ``<msg fromusername= fromnickname= content= ticket= scene=>`` XML; ``None`` when neither gives

@@ -7,6 +7,7 @@ the server's raw dicts (a message keeps its raw JSON only as text, for archiving
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,7 +184,7 @@ class Message:
         """Parse one AddMsgList entry. Written for speed (the watch loop calls it for every
         message): well-typed values pass straight through, anything else is converted."""
         get = obj.get
-        values = []
+        values: list[Any] = []
         for key, kind in _MESSAGE_FIELDS:
             v = get(key)
             if kind is str:
@@ -198,7 +199,8 @@ class Message:
         if not values[0]:
             values[0] = str(get("NewMsgId") or "")
         rec = get("RecommendInfo")
-        return cls(
+        make: Callable[..., Message] = cls  # positional fields in _MESSAGE_FIELDS order
+        return make(
             *values,
             recommend_info=dict(rec) if type(rec) is dict else {},
             raw_json=raw_text(obj) if keep_raw else "",

@@ -91,8 +91,9 @@ def parse_json(endpoint: str, body: bytes) -> dict[str, Any]:
     text = decode_text(endpoint, body)
     try:
         obj = json.loads(text)
-    except ValueError as exc:
-        problem = "empty body" if not text.strip() else f"not JSON ({exc.msg})"
+    except ValueError as exc:  # JSONDecodeError, or e.g. an integer of over 4300 digits
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        problem = "empty body" if not text.strip() else f"not JSON ({detail})"
         raise decode_error(endpoint, problem, text)
     if not isinstance(obj, dict):
         raise decode_error(endpoint, "JSON is not an object", text)

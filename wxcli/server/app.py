@@ -47,7 +47,7 @@ from wxcli.media_input import (
     image_from_bytes,
 )
 from wxcli.pacer import PacerQueueFullError
-from wxcli.sending import MAX_TEXT_CHARS, AuditSink, Sender, chat_names
+from wxcli.sending import MAX_TEXT_CHARS, AuditSink, Sender, chat_names, default_audit
 from wxcli.server.auth import (
     App,
     AppStore,
@@ -229,6 +229,24 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def audit_sink(paths: ProfilePaths, config: Config) -> AuditSink:
+    """The archive's ``send_audit`` table when a database is configured (or the default SQLite
+    archive exists), else ``<home>/audit.jsonl``; the file stays the fallback for records the
+    database cannot take."""
+    from wxcli.store.archive import Archive
+    from wxcli.store.audit import DbAudit
+
+    fallback = default_audit(paths)
+    if not config.data["database"]["url"] and not paths.default_db.exists():
+        return fallback
+    try:
+        archive = Archive.from_config(config, paths.home)
+    except WxError as exc:
+        log.warning("audit trail goes to %s: %s", fallback.path, exc)
+        return fallback
+    return DbAudit(archive, fallback)
+
+
 class RestApp:
     """The WSGI callable. Thread-safe; one instance per server."""
 
@@ -255,8 +273,6 @@ class RestApp:
         self.allow_query_key = serve.allow_query_key
         self.stale_seconds = settings.keepalive.stale_minutes * 60
         if audit is None:
-            from wxcli.store.audit import audit_sink
-
             audit = audit_sink(paths, config)
         self.audit = audit
         self.sender = sender or Sender(paths, config, audit=self.audit)
@@ -905,7 +921,7 @@ def _guarded_channel(header_timeout: float, per_client: int) -> type:
     """
     from waitress.channel import HTTPChannel
 
-    class GuardedChannel(HTTPChannel):  # type: ignore[misc]
+    class GuardedChannel(HTTPChannel):
         def __init__(self, server: Any, sock: Any, addr: Any, adj: Any, map: Any = None):
             super().__init__(server, sock, addr, adj, map=map)
             self._headers_started: float | None = None

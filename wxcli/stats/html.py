@@ -691,9 +691,9 @@ def _y_axis(
 
 def _x_axis(days: list[date], f: _Frame, t: Labels, *, labels: bool = True) -> XAxis:
     """Day ticks: every day for short periods, else Mondays (weekly) or every other Monday."""
-    base = {"x1": f.left, "x2": f.right, "y": f.bottom, "tick_y2": f.bottom + 5}
+    x1, x2, y, tick_y2, text_y = f.left, f.right, f.bottom, f.bottom + 5, f.bottom + 18
     if not labels:
-        return XAxis(**base, text_y=f.bottom + 18)
+        return XAxis(x1, x2, y, tick_y2, text_y)
     n = len(days)
     years = {d.year for d in days}
     fmt = "%m-%d" if len(years) == 1 else "%y-%m-%d"
@@ -709,8 +709,11 @@ def _x_axis(days: list[date], f: _Frame, t: Labels, *, labels: bool = True) -> X
         picks = mondays[::weeks] or [0]
     note = Label(f.right, f.bottom + 34, t["ticks_mondays"]) if n > max_labels else None
     return XAxis(
-        **base,
-        text_y=f.bottom + 18,
+        x1,
+        x2,
+        y,
+        tick_y2,
+        text_y,
         ticks=[XTick(f.x(i), days[i].strftime(fmt)) for i in picks],
         note=note,
     )

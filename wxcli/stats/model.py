@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 def _plain(value: Any) -> Any:
@@ -30,8 +33,8 @@ def _plain(value: Any) -> Any:
 class _Row:
     """Mixin: a flat ``to_dict`` whose keys are the field names, in declaration order."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+    def to_dict(self: DataclassInstance) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
 
 def _day(value: Any) -> date:

@@ -827,7 +827,7 @@ class Stats:
         out. ``messages`` counts the scored (text) messages."""
         acc: dict[tuple[int | None, date], _Sums]
         if per_chat:
-            acc = dict(self._chat_day_sums())
+            acc = dict(self._chat_day_sums().items())
         else:
             acc = {(None, day): v for day, v in self._day_sums.items()}
         bins = self._bins(by_chat=per_chat, by_day=True)

@@ -1,19 +1,40 @@
-"""The alert tables (history and rule state), defined in the store like every archive table so
-that the migration list can create them without importing the alerts layer; the alerts read
-and write them through :mod:`wxcli.alerts.history`."""
+"""The alert tables (alert history and the rules' state), defined in the store like every
+archive table, so that the migration list creates them without importing the alerts layer
+above it; :mod:`wxcli.alerts.history` reads and writes them."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from typing import Any
 
 import peewee as pw
 
-from wxcli.store.models import DateTime6Field, model_base
+from wxcli.store.models import DateTime6Field, table_settings
 
 
-def build_alert_models(db: pw.Database) -> SimpleNamespace:
+class AlertModels:
+    """The alert tables bound to one database (per database, like
+    :class:`wxcli.store.models.ArchiveModels`)."""
+
+    db: pw.Database
+    all: list[type[pw.Model]]
+    AlertHistory: Any
+    AlertState: Any
+
+    def __init__(self, db: pw.Database, classes: list[type[pw.Model]]):
+        self.db = db
+        self.all = classes
+        for cls in classes:
+            setattr(self, cls.__name__, cls)
+
+
+def build_alert_models(db: pw.Database) -> AlertModels:
     """The alert tables bound to ``db`` (like :func:`wxcli.store.models.build_models`)."""
-    Base = model_base(db)
+
+    class Base(pw.Model):
+        class Meta:
+            database = db
+            legacy_table_names = False
+            table_settings = table_settings(db)
 
     class AlertHistory(Base):
         """One alert and one channel: what was said, where, and whether it arrived."""
@@ -47,15 +68,11 @@ def build_alert_models(db: pw.Database) -> SimpleNamespace:
         value = pw.TextField(default="")
         updated_at = DateTime6Field()
 
-    return SimpleNamespace(
-        db=db,
-        AlertHistory=AlertHistory,
-        AlertState=AlertState,
-        all=[AlertHistory, AlertState],
-    )
+    return AlertModels(db, [AlertHistory, AlertState])
 
 
-def migrate_alert_history(m: SimpleNamespace) -> None:
-    """Migration step ``0003_alert_history``: add the alert tables."""
+def migrate_alert_history(m: Any) -> None:
+    """Migration step ``0003_alert_history``: add the alert tables to the archive of ``m``
+    (an :class:`~wxcli.store.models.ArchiveModels`, or anything with its ``db``)."""
     am = build_alert_models(m.db)
     m.db.create_tables(am.all, safe=True)

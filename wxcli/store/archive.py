@@ -14,20 +14,19 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import peewee as pw
 
 from wxcli.errors import DatabaseUnavailableError, StorageError
 from wxcli.protocol.models import Contact, SyncKey, sync_key_text
+from wxcli.store.bulk import bulk_insert
 from wxcli.store.db import CONNECT_TIMEOUT, DbUrl, Outage, connect, parse_url
 from wxcli.store.identity import ChatInfo, IdentityResolver, PersonInfo
 from wxcli.store.migrations import migrate
-from wxcli.store.models import build_models, fit, has_sql_default
+from wxcli.store.models import build_models, fit
+from wxcli.store.records import ChatMessage
 from wxcli.timeutil import utc_aware, utc_naive
-
-if TYPE_CHECKING:
-    from wxcli.watch.normalize import ChatMessage
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +182,8 @@ class Archive:
             row = A.get(A.uin == uin)
         elif nickname and row.nickname != nickname:
             A.update(nickname=nickname).where(A.id == row.id).execute()
-        return row.id
+        account_id: int = row.id
+        return account_id
 
     def sync_state(self, account_id: int) -> tuple[str, SyncKey] | None:
         S = self.m.SyncState
@@ -544,125 +544,6 @@ class Ingestor:
                 raise self._storage_error(exc) from None
             n += 1
         return n
-
-
-def bulk_insert(db: pw.Database, model: Any, rows: list[dict[str, Any]], ignore: bool) -> int:
-    """INSERT [OR IGNORE] many rows with one executemany — peewee's insert_many builds SQL in
-    Python at ~4 µs a value, which capped ingest near 1,000 messages/s. Returns rows added."""
-    if not rows:
-        return 0
-    meta = model._meta
-    names = list(rows[0])
-    # peewee applies column defaults in Python, not in SQL: add them, or a NOT NULL column
-    # would make INSERT OR IGNORE silently drop the row.
-    defaults = {
-        f.name: f.default
-        for f in meta.sorted_fields
-        if f.name not in names and f.default is not None and not isinstance(f, pw.AutoField)
-    }
-    if defaults:
-        names += list(defaults)
-        rows = [
-            {**r, **{k: (v() if callable(v) else v) for k, v in defaults.items()}} for r in rows
-        ]
-    # Leave out columns where every row holds the default the database also knows: most
-    # messages fill a third of the columns, and each literal costs.
-    names = [
-        n
-        for n in names
-        if not (
-            has_sql_default(meta.fields[n]) and all(r[n] == meta.fields[n].default for r in rows)
-        )
-    ]
-    fields = [meta.fields[n] for n in names]
-    columns = [f.column_name for f in fields]
-    mysql = isinstance(db, pw.MySQLDatabase)
-    quote = (lambda c: f"`{c}`") if mysql else (lambda c: f'"{c}"')
-    mark = "%s" if mysql else "?"
-    verb = ("INSERT IGNORE" if mysql else "INSERT OR IGNORE") if ignore else "INSERT"
-    sql = (
-        f"{verb} INTO {quote(meta.table_name)} ({', '.join(quote(c) for c in columns)}) "
-        f"VALUES ({', '.join([mark] * len(columns))})"
-    )
-    convert = [_db_value(f, mysql) for f in fields]
-    params = [tuple(c(r[n]) for c, n in zip(convert, names, strict=True)) for r in rows]
-    cursor = db.cursor()
-    added = 0
-    if mysql:
-        # PyMySQL escapes each value through five Python calls; rendering the VALUES list
-        # here with the same escape table is ~5x cheaper, and one statement carries a batch.
-        literal = _mysql_literal(db.connection())
-        head = sql.split(" VALUES ", 1)[0] + " VALUES "
-        chunk: list[str] = []
-        size = 0
-        for row in params:
-            text = "(" + ",".join([literal(v) for v in row]) + ")"
-            chunk.append(text)
-            size += len(text)
-            if size > 4_000_000 or len(chunk) >= 2000:
-                cursor.execute(head + ",".join(chunk))
-                added += max(cursor.rowcount, 0)
-                chunk, size = [], 0
-        if chunk:
-            cursor.execute(head + ",".join(chunk))
-            added += max(cursor.rowcount, 0)
-        return added
-    for start in range(0, len(params), 1000):
-        cursor.executemany(sql, params[start : start + 1000])
-        added += max(cursor.rowcount, 0)
-    return added
-
-
-def _mysql_literal(conn: Any) -> Any:
-    """A fast SQL literal renderer for one PyMySQL connection (respecting its escape mode)."""
-    from pymysql.constants import SERVER_STATUS
-    from pymysql.converters import escape_string
-
-    if conn.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
-
-        def esc(s: str) -> str:
-            return s.replace("'", "''")
-
-    else:
-        esc = escape_string
-
-    def literal(v: Any) -> str:
-        t = type(v)
-        if t is str:
-            return "'" + esc(v) + "'"
-        if v is None:
-            return "NULL"
-        if t is bool:
-            return "1" if v else "0"
-        if t is int:
-            return str(v)
-        if t is float:
-            return repr(v)
-        if t is datetime:
-            return "'" + v.isoformat(" ") + "'"
-        if t is bytes:
-            return "X'" + v.hex() + "'"
-        return conn.escape(v)
-
-    return literal
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _sqlite_datetime(value: Any) -> Any:
-    return None if value is None else value.isoformat(" ")
-
-
-def _db_value(field: Any, mysql: bool) -> Any:
-    if isinstance(field, pw.ForeignKeyField):
-        return _identity
-    if isinstance(field, pw.DateTimeField) and not mysql:
-        return _sqlite_datetime  # the text form peewee itself stores and parses
-    if isinstance(field, pw.BooleanField):
-        return lambda v: None if v is None else int(bool(v))
-    return _identity
 
 
 def upsert(query: Any, target: list[Any], update: dict[Any, Any]) -> Any:

@@ -1,5 +1,8 @@
 """The REST API's audit trail in the archive database (``send_audit``), with the JSON-lines
-file as the fallback so that no record is lost while the database is away."""
+file as the fallback so that no record is lost while the database is away.
+
+The server picks the sink (:func:`wxcli.server.app.audit_sink`); the store only writes rows
+and hands a record it cannot write to the fallback it was given."""
 
 from __future__ import annotations
 
@@ -49,20 +52,3 @@ class DbAudit:
             self.fallback(record)
             return
         self.archive.available("audit")
-
-
-def audit_sink(paths: Any, config: Any) -> Callable[[dict[str, Any]], None]:
-    """The database when one is configured (or the default SQLite archive exists), else
-    ``<home>/audit.jsonl``."""
-    from wxcli.errors import WxError
-    from wxcli.sending import default_audit
-
-    fallback = default_audit(paths)
-    if not config.data["database"]["url"] and not paths.default_db.exists():
-        return fallback
-    try:
-        archive = Archive.from_config(config, paths.home)
-    except WxError as exc:
-        log.warning("audit trail goes to %s: %s", fallback.path, exc)
-        return fallback
-    return DbAudit(archive, fallback)

@@ -103,7 +103,7 @@ def connect(
                 Path(url.path).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise DatabaseUnavailableError(f"cannot open {url.safe()}: {exc}") from None
-        db = peewee.SqliteDatabase(
+        db: peewee.Database = peewee.SqliteDatabase(
             url.path,
             pragmas={
                 "journal_mode": "wal",
@@ -127,7 +127,7 @@ def connect(
                 pass
         return db
 
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "host": url.host,
         "port": url.port,
         "user": url.user,
@@ -158,19 +158,20 @@ def connect(
 def _mysql_database_class() -> type[peewee.MySQLDatabase]:
     import peewee
 
-    class MySQLDatabase(peewee.MySQLDatabase):  # type: ignore[misc]  # peewee is untyped
+    class MySQLDatabase(peewee.MySQLDatabase):
         """peewee's MySQL database whose connections, once open, wait QUERY_TIMEOUT for a
         reply (they were opened with the short connect timeout, see :func:`connect`)."""
 
         def _connect(self) -> Any:
-            conn = super()._connect()
+            # _connect is peewee's own hook for opening a connection; its stubs leave it out.
+            conn = super()._connect()  # type: ignore[misc]
             conn._read_timeout = QUERY_TIMEOUT  # PyMySQL applies it before each read
             return conn
 
     return MySQLDatabase
 
 
-def _create_mysql_database(url: DbUrl, kwargs: dict) -> None:
+def _create_mysql_database(url: DbUrl, kwargs: dict[str, Any]) -> None:
     """CREATE DATABASE (utf8mb4) unless it already exists — checked by connecting to it first,
     which is the cheap common case."""
     import pymysql

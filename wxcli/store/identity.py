@@ -24,12 +24,12 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import peewee as pw
 
-from wxcli.store.models import fit
+from wxcli.store.bulk import bulk_insert
+from wxcli.store.models import ArchiveModels, fit
 from wxcli.timeutil import utc_naive
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def _overlap(a: str, b: str) -> float:
 class IdentityResolver:
     """Maps this login's UserNames to stable chat/person ids (cached; call inside a transaction)."""
 
-    def __init__(self, m: SimpleNamespace, account_id: int, sid: str):
+    def __init__(self, m: ArchiveModels, account_id: int, sid: str):
         self.m = m
         self.account_id = account_id
         self.sid = sid
@@ -142,15 +142,16 @@ class IdentityResolver:
             self.m.ChatName.create(chat=row.id, name=info.name, since=_naive(when))
         else:
             self._refresh_chat(row, info, when)
-        self.chats[info.user_name] = row.id
-        self.claimed_chats[row.id] = info.user_name
-        return row.id
+        chat_id: int = row.id
+        self.chats[info.user_name] = chat_id
+        self.claimed_chats[chat_id] = info.user_name
+        return chat_id
 
     def _free(self, row_id: int, user_name: str) -> bool:
         owner = self.claimed_chats.get(row_id)
         return owner is None or owner == user_name
 
-    def _match_chat(self, info: ChatInfo):  # -> Chat | None
+    def _match_chat(self, info: ChatInfo) -> Any:  # a Chat row or None
         Chat = self.m.Chat
         base = Chat.select().where(Chat.account == self.account_id)
         row = base.where(Chat.user_name == info.user_name, Chat.session_sid == self.sid).first()
@@ -182,7 +183,7 @@ class IdentityResolver:
             return max(rows, key=lambda r: r.last_seen)
         return None
 
-    def _match_group(self, info: ChatInfo):  # -> Chat | None
+    def _match_group(self, info: ChatInfo) -> Any:  # a Chat row or None
         Chat = self.m.Chat
         sig = member_sig(info.members)
         groups = Chat.select().where(Chat.account == self.account_id, Chat.kind == "group")
@@ -226,7 +227,7 @@ class IdentityResolver:
             }
         return self._groups_cache
 
-    def _refresh_chat(self, row, info: ChatInfo, when: datetime) -> None:
+    def _refresh_chat(self, row: Any, info: ChatInfo, when: datetime) -> None:
         Chat = self.m.Chat
         updates = {
             Chat.user_name: info.user_name,
@@ -345,8 +346,6 @@ class IdentityResolver:
         for u, p in new:
             self.people[u] = p
         if new:
-            from wxcli.store.archive import bulk_insert
-
             rows = [{"sid": self.sid, "user_name": u, "person": p} for u, p in new]
             bulk_insert(self.m.db, self.m.SessionName, rows, ignore=True)
 
@@ -357,8 +356,6 @@ class IdentityResolver:
         serialised (SQLite: the write lock of the surrounding transaction; MySQL: a named
         lock), so one executemany replaces thousands of single inserts at a big first login.
         """
-        from wxcli.store.archive import bulk_insert
-
         P = self.m.Person
         db = self.m.db
         mysql = isinstance(db, pw.MySQLDatabase)
@@ -517,8 +514,6 @@ class IdentityResolver:
                 ).execute()
                 row[1], row[2] = display, True
         if inserts:
-            from wxcli.store.archive import bulk_insert
-
             bulk_insert(self.m.db, M, inserts, ignore=True)
         if inserts:
             self._members.pop(chat_id, None)  # reload ids next time

@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import peewee as pw
+
+from wxcli.store.models import ArchiveModels
 
 log = logging.getLogger(__name__)
 
 
-def _initial(m: SimpleNamespace) -> None:
+def _initial(m: ArchiveModels) -> None:
     m.db.create_tables(m.all, safe=True)
 
 
@@ -28,7 +29,7 @@ STATS_INDEXES = {
 }
 
 
-def _stats_rollups(m: SimpleNamespace) -> None:
+def _stats_rollups(m: ArchiveModels) -> None:
     """Roll-ups for `wxcli stats` (words per day, week and sender; speakers per week; messages
     per chat and day, and per hour; sentiment bins) and covering indexes. The roll-ups are
     made by the analysis worker, so an archive analysed before them is recounted: its derived
@@ -51,42 +52,42 @@ def _stats_rollups(m: SimpleNamespace) -> None:
         W.delete().where(W.kind == "analysis").execute()
 
 
-def _alert_history(m: SimpleNamespace) -> None:
+def _alert_history(m: ArchiveModels) -> None:
     """The alert history and cooldown state (models in store.alert_models)."""
     from wxcli.store.alert_models import migrate_alert_history
 
     migrate_alert_history(m)
 
 
-def _send_audit(m: SimpleNamespace) -> None:
+def _send_audit(m: ArchiveModels) -> None:
     m.db.create_tables([m.SendAudit], safe=True)
 
 
 #: Columns a message or a big group can overflow in a MySQL TEXT (64 KB); SQLite has no limit.
-LONG_TEXT_COLUMNS = {
+LONG_TEXT_COLUMNS: dict[str, tuple[str, ...]] = {
     "message": ("text", "mentions", "url"),
     "chat": ("member_sig",),
 }
 #: A link's or file's title, which VARCHAR(512) cut (on SQLite too, in the ingest code).
-LONG_TITLE_COLUMNS = {"message": ("title", "file_name")}
+LONG_TITLE_COLUMNS: dict[str, tuple[str, ...]] = {"message": ("title", "file_name")}
 
 
-def _long_texts(m: SimpleNamespace) -> None:
+def _long_texts(m: ArchiveModels) -> None:
     """Long texts stored whole on MySQL: TEXT → LONGTEXT (archives made before this)."""
     _widen(m, LONG_TEXT_COLUMNS)
 
 
-def _long_titles(m: SimpleNamespace) -> None:
+def _long_titles(m: ArchiveModels) -> None:
     """Titles and file names stored whole on MySQL: VARCHAR(512) → LONGTEXT."""
     _widen(m, LONG_TITLE_COLUMNS)
 
 
-def _feed_cursors(m: SimpleNamespace) -> None:
+def _feed_cursors(m: ArchiveModels) -> None:
     """Where each feed sink stands (``wxcli feed``)."""
     m.db.create_tables([m.FeedCursor], safe=True)
 
 
-def _widen(m: SimpleNamespace, tables: dict[str, tuple[str, ...]]) -> None:
+def _widen(m: ArchiveModels, tables: dict[str, tuple[str, ...]]) -> None:
     if not isinstance(m.db, pw.MySQLDatabase):
         return  # SQLite's TEXT has no length limit
     for table, columns in tables.items():
@@ -97,7 +98,7 @@ def _widen(m: SimpleNamespace, tables: dict[str, tuple[str, ...]]) -> None:
         m.db.execute_sql(f"ALTER TABLE `{table}` {changes}")
 
 
-MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
+MIGRATIONS: list[tuple[str, Callable[[ArchiveModels], None]]] = [
     ("0001_initial", _initial),
     ("0002_stats_rollups", _stats_rollups),
     ("0003_alert_history", _alert_history),
@@ -108,13 +109,13 @@ MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
 ]
 
 
-def applied(m: SimpleNamespace) -> set[str]:
+def applied(m: ArchiveModels) -> set[str]:
     if not m.db.table_exists(m.SchemaMigration._meta.table_name):
         return set()
     return {row.name for row in m.SchemaMigration.select(m.SchemaMigration.name)}
 
 
-def migrate(m: SimpleNamespace) -> list[str]:
+def migrate(m: ArchiveModels) -> list[str]:
     """Apply pending migrations; returns the names applied now."""
     db = m.db
     mysql = isinstance(db, pw.MySQLDatabase)

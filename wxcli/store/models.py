@@ -8,7 +8,6 @@ Times are naive UTC in the database and timezone-aware UTC in Python.
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
 from typing import Any
 
 import peewee as pw
@@ -26,7 +25,7 @@ class LongTextField(pw.TextField):
     field_type = "LONGTEXT"
 
 
-def sql_default(value: object) -> list[pw.SQL]:
+def sql_default(value: object) -> list[pw.Node]:
     """A column DEFAULT in SQL too (peewee's defaults live in Python), so bulk inserts can leave
     columns out of a batch where every row holds the default."""
     if isinstance(value, bool):
@@ -58,28 +57,85 @@ def has_sql_default(field: pw.Field) -> bool:
     return any("DEFAULT" in getattr(c, "sql", "") for c in field.constraints or ())
 
 
+def table_settings(db: pw.Database) -> list[str]:
+    """InnoDB/utf8mb4 on MySQL (4-byte emoji round-trip); nothing on SQLite."""
+    if isinstance(db, pw.MySQLDatabase):
+        return ["ENGINE=InnoDB", "DEFAULT CHARSET=utf8mb4", "COLLATE=utf8mb4_unicode_ci"]
+    return []
+
+
 def model_base(db: pw.Database) -> type[pw.Model]:
     """The base model of every archive table: bound to ``db``, snake_case table names, and
-    InnoDB/utf8mb4 on MySQL (4-byte emoji round-trip)."""
-    mysql = isinstance(db, pw.MySQLDatabase)
-    settings = ["ENGINE=InnoDB", "DEFAULT CHARSET=utf8mb4", "COLLATE=utf8mb4_unicode_ci"]
+    :func:`table_settings` (``build_models`` spells the same class out, so that mypy sees a
+    class statement rather than a variable as the base of every model)."""
 
     class Base(pw.Model):
         class Meta:
             database = db
             legacy_table_names = False
-            table_settings = settings if mysql else []
+            table_settings = table_settings(db)
 
     return Base
 
 
-def build_models(db: pw.Database) -> SimpleNamespace:
-    """Model classes bound to ``db``; returns them as attributes of a namespace."""
+class ArchiveModels:
+    """The archive's model classes for one database, as attributes named like the classes.
+
+    The classes are made per database by :func:`build_models`, never bound globally, so that
+    several archives (SQLite and MySQL, several files) work side by side in one process. A
+    class made inside a function has no name mypy can use outside it, so the attributes are
+    typed ``Any`` — but a misspelt table is still an error, and ``all`` and ``db`` are typed.
+    """
+
+    db: pw.Database
+    all: list[type[pw.Model]]
+    SchemaMigration: Any
+    Account: Any
+    Chat: Any
+    ChatName: Any
+    Person: Any
+    SessionName: Any
+    PersonName: Any
+    Membership: Any
+    Message: Any
+    MediaJob: Any
+    RosterEvent: Any
+    SyncState: Any
+    WorkRange: Any
+    MessageScore: Any
+    WordCount: Any
+    Activity: Any
+    SpeakerCount: Any
+    AnalysisMeta: Any
+    WordDay: Any
+    SenderWordCount: Any
+    WordWeek: Any
+    SpeakerWeek: Any
+    ChatDay: Any
+    DayHour: Any
+    SentimentBin: Any
+    SendAudit: Any
+    FeedCursor: Any
+
+    def __init__(self, db: pw.Database, classes: list[type[pw.Model]]):
+        self.db = db
+        self.all = classes
+        for cls in classes:
+            setattr(self, cls.__name__, cls)
+
+
+def build_models(db: pw.Database) -> ArchiveModels:
+    """Model classes bound to ``db``."""
     mysql = isinstance(db, pw.MySQLDatabase)
     # Words compare byte for byte on MySQL (utf8mb4_unicode_ci would merge words such as rare
     # CJK characters, or Latin case variants, into one key).
-    exact = {"collation": "utf8mb4_bin"} if mysql else {}
-    Base = model_base(db)
+    word_collation = "utf8mb4_bin" if mysql else None
+
+    class Base(pw.Model):
+        class Meta:
+            database = db
+            legacy_table_names = False
+            table_settings = table_settings(db)
 
     class SchemaMigration(Base):
         name = pw.CharField(max_length=100, primary_key=True)
@@ -98,7 +154,8 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         name = pw.CharField(max_length=255, default="")  # current name (group topic / remark)
         nickname = pw.CharField(max_length=255, default="")
         remark = pw.CharField(max_length=255, default="")
-        alias = pw.CharField(max_length=64, default="")
+        # The column is WeChat's "alias" (the WeChat id); it hides Model.alias(), unused here.
+        alias = pw.CharField(max_length=64, default="")  # type: ignore[assignment]
         permanent_id = pw.CharField(max_length=80, default="", index=True)  # wxid/…@chatroom
         user_name = pw.CharField(max_length=140, default="")  # session UserName last seen
         session_sid = pw.CharField(max_length=64, default="")  # …and the login it belongs to
@@ -125,7 +182,8 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         account = pw.ForeignKeyField(Account, backref="people", on_delete="CASCADE")
         nickname = pw.CharField(max_length=255, default="")
         remark = pw.CharField(max_length=255, default="")
-        alias = pw.CharField(max_length=64, default="")
+        # The column is WeChat's "alias" (the WeChat id); it hides Model.alias(), unused here.
+        alias = pw.CharField(max_length=64, default="")  # type: ignore[assignment]
         permanent_id = pw.CharField(max_length=80, default="", index=True)
         is_friend = pw.BooleanField(default=False)
         is_self = pw.BooleanField(default=False)
@@ -271,7 +329,7 @@ def build_models(db: pw.Database) -> SimpleNamespace:
 
         chat = pw.ForeignKeyField(Chat, on_delete="CASCADE")
         day = pw.DateField()
-        word = pw.CharField(max_length=64, **exact)
+        word = pw.CharField(max_length=64, collation=word_collation)
         count = pw.IntegerField(default=0)
 
         class Meta:
@@ -317,7 +375,7 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         """Words per local day over all chats: what `stats words` reads without --chat."""
 
         day = pw.DateField()
-        word = pw.CharField(max_length=64, **exact)
+        word = pw.CharField(max_length=64, collation=word_collation)
         count = pw.IntegerField(default=0)
 
         class Meta:
@@ -330,7 +388,7 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         person = pw.IntegerField(column_name="person_id")
         day = pw.DateField()
         chat = pw.IntegerField(column_name="chat_id")
-        word = pw.CharField(max_length=64, **exact)
+        word = pw.CharField(max_length=64, collation=word_collation)
         count = pw.IntegerField(default=0)
 
         class Meta:
@@ -344,7 +402,7 @@ def build_models(db: pw.Database) -> SimpleNamespace:
 
         chat = pw.IntegerField(column_name="chat_id")
         week = pw.DateField()
-        word = pw.CharField(max_length=64, **exact)
+        word = pw.CharField(max_length=64, collation=word_collation)
         count = pw.IntegerField(default=0)
 
         class Meta:
@@ -433,37 +491,7 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         parked_at = DateTime6Field(null=True)  # refused (4xx): delivery stops until resumed
         parked_reason = pw.TextField(default="")
 
-    ns = SimpleNamespace(
-        db=db,
-        SchemaMigration=SchemaMigration,
-        Account=Account,
-        Chat=Chat,
-        ChatName=ChatName,
-        Person=Person,
-        SessionName=SessionName,
-        PersonName=PersonName,
-        Membership=Membership,
-        Message=Message,
-        MediaJob=MediaJob,
-        RosterEvent=RosterEvent,
-        SyncState=SyncState,
-        WorkRange=WorkRange,
-        MessageScore=MessageScore,
-        WordCount=WordCount,
-        Activity=Activity,
-        SpeakerCount=SpeakerCount,
-        AnalysisMeta=AnalysisMeta,
-        SendAudit=SendAudit,
-        WordDay=WordDay,
-        SenderWordCount=SenderWordCount,
-        WordWeek=WordWeek,
-        SpeakerWeek=SpeakerWeek,
-        ChatDay=ChatDay,
-        DayHour=DayHour,
-        SentimentBin=SentimentBin,
-        FeedCursor=FeedCursor,
-    )
-    ns.all = [
+    classes: list[type[pw.Model]] = [
         SchemaMigration,
         Account,
         Chat,
@@ -492,7 +520,7 @@ def build_models(db: pw.Database) -> SimpleNamespace:
         SentimentBin,
         FeedCursor,
     ]
-    return ns
+    return ArchiveModels(db, classes)
 
 
 #: Sentiment bins of ``sentiment_bin``: scores 0..1 in steps of 1/SENTIMENT_BINS.
