@@ -35,19 +35,20 @@ def run_foreground(
     simulator = Simulator(
         scenario, host=host, port=port, seed=seed, auto_confirm=auto_confirm, rate=rate, **extra
     )
-    url = simulator.start()
-    sys.stdout.write(url + "\n")
-    sys.stdout.flush()
-    confirm = " (auto-confirm)" if auto_confirm else ""
-    nickname = simulator.engine.world.account.nickname
-    say(f"Simulator serving {nickname!r} at {url}{confirm}. Ctrl-C to stop.")
-    say(f"  WXCLI_LOGIN_URL={url} wxcli login")
 
     def terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
+    # before the URL is printed: whoever read it may stop us at once
     signal.signal(signal.SIGTERM, terminate)  # stop cleanly under a service manager too
     try:
+        url = simulator.start()
+        sys.stdout.write(url + "\n")
+        sys.stdout.flush()
+        confirm = " (auto-confirm)" if auto_confirm else ""
+        nickname = simulator.engine.world.account.nickname
+        say(f"Simulator serving {nickname!r} at {url}{confirm}. Ctrl-C to stop.")
+        say(f"  WXCLI_LOGIN_URL={url} wxcli login")
         simulator.serve_forever()
     except KeyboardInterrupt:
         simulator.stop()
