@@ -17,12 +17,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import peewee as pw
 
-from wxcli.store.alert_models import build_alert_models, migrate_alert_history
+from wxcli.store.alert_models import AlertModels, build_alert_models, migrate_alert_history
 from wxcli.timeutil import utc_aware, utc_naive
 
 __all__ = [
@@ -41,7 +40,7 @@ STATUSES = ("delivered", "failed", "skipped", "quiet")
 BACKLOG_LIMIT = 1000
 
 
-def ensure_schema(archive: Any) -> SimpleNamespace:
+def ensure_schema(archive: Any) -> AlertModels:
     """The alert models of ``archive``, creating their tables when missing (idempotent)."""
     am = build_alert_models(archive.db)
     if not all(archive.db.table_exists(t._meta.table_name) for t in am.all):
@@ -111,14 +110,14 @@ class AlertHistoryStore:
         self.profile = profile
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._ready: dict[int, SimpleNamespace] = {}
+        self._ready: dict[int, AlertModels] = {}
         self._backlog: deque[HistoryRecord] = deque(maxlen=BACKLOG_LIMIT)
 
     def archive(self) -> Any:
         """The archive written to right now (None while there is none)."""
         return self._source()
 
-    def models(self) -> SimpleNamespace | None:
+    def models(self) -> AlertModels | None:
         """The alert models of the current archive (None when there is none)."""
         archive = self._source()
         if archive is None:

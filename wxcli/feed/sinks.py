@@ -8,7 +8,7 @@ import hmac
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from wxcli import __version__
 from wxcli.errors import FeedError
@@ -16,6 +16,9 @@ from wxcli.feed.payload import PAYLOAD_VERSION
 from wxcli.feed.settings import SinkSpec
 from wxcli.textutil import safe_text
 from wxcli.webpost import DeadlineExceeded, post
+
+if TYPE_CHECKING:
+    from redis.typing import EncodableT, FieldT
 
 #: 4xx answers that mean "later", not "never".
 RETRYABLE_4XX = frozenset({408, 409, 423, 425, 429})
@@ -140,11 +143,11 @@ class RedisSink:
         try:
             pipe = self._redis.pipeline(transaction=True)
             for it in items:
-                fields = {
-                    "type": it["type"],
+                fields: dict[FieldT, EncodableT] = {
+                    "type": str(it["type"]),
                     "msg_id": str(it.get("msg_id") or it.get("event_id") or ""),
-                    "chat": it.get("chat") or "",
-                    "kind": it.get("kind") or "",
+                    "chat": str(it.get("chat") or ""),
+                    "kind": str(it.get("kind") or ""),
                     "seq": str(it["seq"]),
                     "json": _dumps(it),
                 }
