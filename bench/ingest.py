@@ -70,6 +70,28 @@ def rss_mb(pid: int, field: str = "VmHWM") -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (0 when it cannot be read)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def db_server_pid() -> int | None:
+    """The local MariaDB/MySQL server, to count its CPU per message (shared with anything
+    else that uses it meanwhile, so read that figure with care on a busy machine)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in ("mariadbd", "mysqld"):
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
 def children(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -146,6 +168,8 @@ def flood_run(
         cmd = [sys.executable, "-m", "wxcli", "watch", "--no-media"]
         if not analysis:
             cmd.append("--no-analysis")
+        server = db_server_pid() if backend == "mysql" else None
+        server_cpu0 = cpu_seconds(server) if server else 0.0
         start = time.monotonic()
         watch = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         db = None
@@ -169,6 +193,8 @@ def flood_run(
                 raise RuntimeError(watch.stderr.read().decode())
             time.sleep(0.02)
         done = time.monotonic()
+        watch_cpu = cpu_seconds(watch.pid)
+        server_cpu = cpu_seconds(server) - server_cpu0 if server else None
         analysed_at = None
         if analysis:
             while db.analysed() < messages:
@@ -194,6 +220,8 @@ def flood_run(
             "ingest_s": round(done - start, 2),
             "msgs_per_s": round(messages / (done - start)),
             "msgs_per_s_after_first_row": round(messages / (done - first)) if first else None,
+            "watch_cpu_us_per_msg": round(watch_cpu / messages * 1e6),
+            "db_server_cpu_us_per_msg": round(server_cpu / messages * 1e6) if server else None,
             "analysis_s": round(analysed_at - start, 2) if analysed_at else None,
             "analysis_msgs_per_s": round(messages / (analysed_at - start)) if analysed_at else None,
             "watch_peak_rss_mb": round(peak_watch, 1),
@@ -234,6 +262,9 @@ def naive_run(backend: str, messages: int, groups: int, sync_batch: int = 100) -
             f"VALUES ({', '.join([mark] * 6)})"
         )
         stored = 0
+        server = db_server_pid() if backend == "mysql" else None
+        server_cpu0 = cpu_seconds(server) if server else 0.0
+        cpu0 = time.process_time()
         start = time.monotonic()
         while stored < messages:
             if client.sync_check(10.0).selector == 0:
@@ -247,6 +278,8 @@ def naive_run(backend: str, messages: int, groups: int, sync_batch: int = 100) -
                 stored += 1
             client.advance(result)
         elapsed = time.monotonic() - start
+        cpu = time.process_time() - cpu0
+        server_cpu = cpu_seconds(server) - server_cpu0 if server else None
         return {
             "backend": backend,
             "approach": "per_message",
@@ -254,6 +287,8 @@ def naive_run(backend: str, messages: int, groups: int, sync_batch: int = 100) -
             "messages": stored,
             "ingest_s": round(elapsed, 2),
             "msgs_per_s": round(stored / elapsed),
+            "bot_cpu_us_per_msg": round(cpu / stored * 1e6),
+            "db_server_cpu_us_per_msg": round(server_cpu / stored * 1e6) if server else None,
         }
     finally:
         conn.close()

@@ -31,6 +31,9 @@ from wxcli.watch.spool import Spool
 
 log = logging.getLogger(__name__)
 
+#: At most this many messages go into one merged transaction (see Writer._gather).
+MERGE_ROWS = 2000
+
 
 @dataclass
 class Batch:
@@ -166,19 +169,26 @@ class Writer:
             self._queue.join()
 
     def _run(self) -> None:
+        held: list[Batch | None] = []  # taken from the queue but not mergeable: next turn
         while True:
-            try:
-                batch = self._queue.get(timeout=1.0)
-            except queue.Empty:
+            if held:
+                item = held.pop()
+            else:
                 try:
-                    self.replay()
-                except Exception as exc:  # never kill the writer over a replay attempt
-                    log.warning("spool replay failed: %s", exc)
-                continue
+                    item = self._queue.get(timeout=1.0)
+                except queue.Empty:
+                    try:
+                        self.replay()
+                    except Exception as exc:  # never kill the writer over a replay attempt
+                        log.warning("spool replay failed: %s", exc)
+                    continue
+            group = [item]
             try:
-                if batch is None:
+                if item is None:
+                    self._queue.task_done()
                     return
-                self.write(batch)
+                self._gather(group, held)
+                self.write_many(group)  # type: ignore[arg-type]  # no None in a group
             except SpoolError as exc:
                 # Neither stored nor spooled: the position stays behind this batch, so
                 # WeChat keeps it for the next start. Stop receiving, say so clearly.
@@ -188,34 +198,68 @@ class Writer:
                 health.state = "spool_failed"
                 self._write_health()
                 self.ctx.events.emit(ErrorEvent(where="spool", message=str(exc)))
-                self.error = exc
-                self._stop_watch()
+                self._fail(exc, group + held)
                 return
             except BaseException as exc:
                 log.exception("storing a batch failed; stopping")
                 self.ctx.health.add_error("database", f"storing failed: {exc}")
-                self.error = exc
-                self._stop_watch()
+                self._fail(exc, group + held)
                 return
-            finally:
+            for _ in group:
                 self._queue.task_done()
+
+    def _fail(self, exc: BaseException, taken: list[Batch | None]) -> None:
+        self.error = exc
+        for _ in taken:
+            self._queue.task_done()
+        self._stop_watch()
+
+    def _gather(self, group: list[Batch | None], held: list[Batch | None]) -> None:
+        """Add the batches already waiting to ``group``, so that a writer that fell behind
+        stores them in one transaction (one commit, one sync-state update, one INSERT)
+        instead of one each. A batch that brings contact changes or permanent ids starts a
+        group of its own, so those still apply before the rows that follow them."""
+        rows = len(group[0].rows) if group[0] is not None else 0
+        while rows < MERGE_ROWS:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if nxt is None or nxt.changes or nxt.hints:
+                held.append(nxt)
+                return
+            group.append(nxt)
+            rows += len(nxt.rows)
 
     # ------------------------------------------------------------------ one batch
 
     def write(self, batch: Batch) -> None:
         """Store one batch (replaying the spool first, so order is kept)."""
-        self.replay()
-        if batch.hints and self.ingestor is not None:
-            self.ingestor.resolver.note_permanent_ids(batch.hints)
-        stored = self._store(batch.rows, batch.key, batch.changes)
-        if batch.key:
-            self.live.committed(batch.key)  # stored, or durably spooled
-        if batch.rows and stored:
-            last = max(r.created_at for r in batch.rows)
-            self.ctx.health.last_message_at = last.isoformat()
-            self.ctx.events.emit(Messages(rows=batch.rows))
+        self.write_many([batch])
 
-    def _store(self, rows: list[ChatMessage], key: SyncKey | None, changes: list) -> bool:
+    def write_many(self, batches: list[Batch]) -> None:
+        """Store consecutive batches in one transaction with the last one's position: all of
+        them or none, so what is committed is still a position with everything before it
+        stored. The first may carry contact changes and hints, the others carry none."""
+        self.replay()
+        first = batches[0]
+        if first.hints and self.ingestor is not None:
+            self.ingestor.resolver.note_permanent_ids(first.hints)
+        rows = first.rows if len(batches) == 1 else [r for b in batches for r in b.rows]
+        key = next((b.key for b in reversed(batches) if b.key), None)
+        stored = self._store(rows, key, first.changes, len(batches))
+        if key:
+            self.live.committed(key)  # stored, or durably spooled
+        if rows and stored:
+            last = max(r.created_at for r in rows)
+            self.ctx.health.last_message_at = last.isoformat()
+            for b in batches:  # one event per batch, as received
+                if b.rows:
+                    self.ctx.events.emit(Messages(rows=b.rows))
+
+    def _store(
+        self, rows: list[ChatMessage], key: SyncKey | None, changes: list, batches: int = 1
+    ) -> bool:
         """Into the database in one transaction; into the spool when it is unreachable."""
         stats = self.ctx.stats
         if self.ingestor is not None and not self.spool:
@@ -223,7 +267,7 @@ class Writer:
                 res = self.ingestor.store(rows, key, changes)
                 stats.stored += res.inserted
                 stats.duplicates += res.duplicates
-                stats.batches += 1
+                stats.batches += batches
                 self.outage.recovered("writer")
                 return True
             except DatabaseUnavailableError as exc:
