@@ -119,7 +119,9 @@ class Workers:
         if opts.db_url and not opts.analysis_command:
             cmd += ["--db", opts.db_url]
         env = dict(os.environ)
-        if ctx.config.path is not None:
+        # Only a file that exists: the worker takes WXCLI_CONFIG as an explicit --config, and
+        # a missing explicit file is an error (a home without wxcli.toml got no analysis).
+        if ctx.config.path is not None and ctx.config.path.exists():
             env["WXCLI_CONFIG"] = str(ctx.config.path)
         env["WXCLI_HOME"] = str(ctx.paths.home)
         wanted = max(int(ctx.config.data["analysis"]["workers"]), 1)
