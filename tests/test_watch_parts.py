@@ -412,3 +412,46 @@ def test_watch_serve_runs_the_rest_api_the_cli_hands_in(logged_in, sim, wx_home)
         assert proc.returncode == 0, err.decode()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/v1/health", timeout=2)
+
+
+@pytest.mark.mysql
+def test_a_media_thread_that_slept_through_an_outage_reports_no_new_one(mysql_url, tmp_path):
+    """Its connection died in an outage the writer already saw end: a fresh connection
+    answers, so no second db_spooling/db_recovered pair (this made test_watch_outage flaky)."""
+    from tests.conftest import MYSQL_HOST, MYSQL_PORT
+    from tests.tcpproxy import TcpProxy
+    from wxcli.config import defaults
+    from wxcli.paths import ProfilePaths
+    from wxcli.store.archive import Archive
+    from wxcli.store.db import Outage
+    from wxcli.watch.health import Health
+    from wxcli.watch.media import MediaWorkers
+
+    told: list[bool] = []
+    outage = Outage(retry_seconds=0.05, listener=lambda record, down: told.append(down))
+    name = mysql_url.rsplit("/", 1)[1]
+    with TcpProxy(MYSQL_HOST, MYSQL_PORT) as proxy:
+        url = f"mysql://root@127.0.0.1:{proxy.port}/{name}"
+        archive = Archive(url, tmp_path, outage=outage)
+        media = MediaWorkers(defaults(), ProfilePaths("default", tmp_path), Health(), outage,
+                             archive=lambda: archive, account_id=lambda: 1,
+                             client=lambda: None)  # fmt: skip
+        try:
+            assert archive.ping()  # this thread holds a connection
+            proxy.cut()  # ... which dies in an outage that another thread notices and ends
+            outage.failed("writer", "lost")
+            proxy.restore()
+            outage.recovered("writer")
+            try:
+                archive.db.execute_sql("SELECT 1")
+            except Exception as exc:  # the media thread's next query, on the dead connection
+                media._database_down(exc)
+            else:
+                pytest.fail("the connection should have died with the proxy")
+            assert told == [True, False], told  # the one outage, nothing more
+            assert archive.ping() and not outage.down
+            # An error that persists is still reported (once per streak a fresh connection).
+            media._database_down(RuntimeError("not the database"))
+            assert told == [True, False, True]
+        finally:
+            archive.close()

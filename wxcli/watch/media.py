@@ -26,6 +26,10 @@ from wxcli.watch.health import Health
 log = logging.getLogger(__name__)
 
 
+class _ThreadFlags(threading.local):
+    retried = False
+
+
 class MediaWorkers:
     """The download threads. What they read from the running watch is passed as callables,
     since each can change while they run: the database comes back (``archive``,
@@ -57,6 +61,8 @@ class MediaWorkers:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        #: Per download thread: did its last failed query already get a fresh connection?
+        self._local = _ThreadFlags()
         self.done = 0
         self.failed = 0
         self.store: Any = None
@@ -115,13 +121,29 @@ class MediaWorkers:
         """Drop this thread's dead connection and wait as the shared outage says (the outage
         tells the user, once, whoever noticed first)."""
         archive = self._archive()
+        if archive is not None and self._just_after_an_outage() and not self._local.retried:
+            # A thread that slept through an outage the others already saw end still holds
+            # the connection that died in it: a fresh one answers, and that is no new outage.
+            # (Once per failure streak, so an error that is not the database's still waits.)
+            self._local.retried = True
+            archive.drop_connection()
+            if archive.ping():
+                log.debug("media: a stale database connection was replaced: %s", exc)
+                return
         if archive is not None:
             delay = archive.unavailable("media", exc)
         else:
             delay = self.outage.failed("media", exc)
         self._stop.wait(delay)
 
+    def _just_after_an_outage(self) -> bool:
+        if self.outage.down or not self.outage.history:
+            return False
+        ended = self.outage.history[-1].ended_at
+        return ended is not None and (datetime.now(UTC) - ended).total_seconds() < 60
+
     def _database_back(self) -> None:
+        self._local.retried = False
         self.outage.recovered("media")
 
     def _record(self, write: Callable[[], None]) -> None:
