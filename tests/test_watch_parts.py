@@ -455,3 +455,25 @@ def test_a_media_thread_that_slept_through_an_outage_reports_no_new_one(mysql_ur
             assert told == [True, False, True]
         finally:
             archive.close()
+
+
+def test_the_feed_is_woken_by_each_stored_batch(logged_in, sim, tmp_path):
+    """With a long poll_seconds, a message reaches the feed's webhook at once: the writer's
+    `messages` event wakes the sinks instead of their waiting for the next poll."""
+    import json
+
+    from tests.servers import WebhookReceiver
+    from tests.watch_helpers import RunningWatch
+
+    paths, config, _ = logged_in
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    with WebhookReceiver() as hook:
+        config.raw = {"feed": {"sinks": {"crm": {"url": hook.url}}}}
+        config.data["feed"].update(poll_seconds=60.0)
+        with RunningWatch(paths, config, url) as w:
+            feed = lambda: w.watcher.health.feed  # noqa: E731
+            w.until(lambda: feed().get("crm", {}).get("state") == "ok", message="feed started")
+            w.until(lambda: feed()["crm"].get("lag") == 0, timeout=10, message="caught up")
+            sim.control.message(group=GROUP, sender="张伟", content="马上到")
+            delivered = w.until(lambda: hook.requests, timeout=5, message="woken, not polled")
+    assert [m["text"] for m in json.loads(delivered[0].body)["messages"]] == ["马上到"]

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from wxcli.client import WebWeChatClient
 from wxcli.watch.context import WatchContext
+from wxcli.watch.events import WatchEvent
 from wxcli.watch.media import MediaWorkers
 from wxcli.watch.writer import Writer
 
@@ -98,8 +99,14 @@ class Workers:
         from wxcli.feed.runner import FeedRunner
 
         w, events = self.writer, self.ctx.events
-        self.feed = FeedRunner(lambda: w.archive, settings, events.emit_raw)
-        self.feed.start()
+        feed = self.feed = FeedRunner(lambda: w.archive, settings, events.emit_raw)
+
+        def stored(event: WatchEvent) -> None:
+            if event.kind == "messages":  # rows were just committed: look now, not at the
+                feed.wake()  # next poll (the writer raises this after each transaction)
+
+        events.add(stored)
+        feed.start()
 
     def start_analysis(self) -> None:
         """Start ``[analysis] workers`` analysis processes (they split the work by claiming
@@ -168,7 +175,11 @@ class Workers:
     # ------------------------------------------------------------------ stop
 
     def stop_workers(self) -> None:
-        """Media threads, feed and analysis processes (before the last session save)."""
+        """Media threads, feed and analysis processes (before the last session save); call
+        with the stop flag set."""
+        # The scheduler first: it restarts analysis processes that exited, and one started
+        # after the terminate below would outlive watch.
+        self.join_scheduler()
         if self.media is not None:
             self.media.stop()
         if self.feed is not None:
