@@ -148,7 +148,8 @@ class Workers:
 
         jobs = schedule.Scheduler()
         for seconds, job in self.jobs:
-            jobs.every(seconds).seconds.do(job)
+            # schedule's hints say int; it takes seconds as a float (health_seconds = 0.2)
+            jobs.every(seconds).seconds.do(job)  # type: ignore[arg-type]
         stop = self.ctx.stop_flag
         while not stop.wait(0.2):
             try:
