@@ -2,10 +2,12 @@
 delay from a message's injection to its row at a steady rate.
 
     python bench/ingest.py                       # SQLite and MariaDB, 100,000 messages
-    python bench/ingest.py --messages 20000 --backends sqlite
+    python bench/ingest.py --messages 20000 --backends mysql --skip-analysis
 
 The simulator runs in its own process (as WeChat's servers would), `wxcli watch` in another;
-the figures are printed as a table (and as JSON with --json). Not a test: nothing asserts.
+the figures are printed as a table (and as JSON with --json). Beside `watch`, the same flood
+is received the way a bot written on ItChat stores it: one INSERT + COMMIT per message
+("per_message" rows; --skip-naive leaves it out). Not a test: nothing asserts.
 """
 
 from __future__ import annotations
@@ -68,6 +70,28 @@ def rss_mb(pid: int, field: str = "VmHWM") -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (0 when it cannot be read)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def db_server_pid() -> int | None:
+    """The local MariaDB/MySQL server, to count its CPU per message (shared with anything
+    else that uses it meanwhile, so read that figure with care on a busy machine)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in ("mariadbd", "mysqld"):
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
 def children(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -123,7 +147,12 @@ def drop_mysql(db_url: str) -> None:
 
 
 def flood_run(
-    backend: str, messages: int, groups: int, analysis: bool, analysis_workers: int = 1
+    backend: str,
+    messages: int,
+    groups: int,
+    analysis: bool,
+    analysis_workers: int = 1,
+    sync_batch: int = 100,
 ) -> dict:
     home = Path(tempfile.mkdtemp(prefix="wxbench-"))
     sim, url = start_simulator()
@@ -131,7 +160,7 @@ def flood_run(
     try:
         login(home, url)
         write_config(home, url, db_url, analysis_workers)
-        requests.post(f"{url}/_sim/settings", json={"sync_batch": 500}, timeout=10)
+        requests.post(f"{url}/_sim/settings", json={"sync_batch": sync_batch}, timeout=10)
         t0 = time.monotonic()
         requests.post(f"{url}/_sim/flood", json={"count": messages, "groups": groups}, timeout=600)
         flood_s = time.monotonic() - t0
@@ -139,6 +168,8 @@ def flood_run(
         cmd = [sys.executable, "-m", "wxcli", "watch", "--no-media"]
         if not analysis:
             cmd.append("--no-analysis")
+        server = db_server_pid() if backend == "mysql" else None
+        server_cpu0 = cpu_seconds(server) if server else 0.0
         start = time.monotonic()
         watch = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         db = None
@@ -162,6 +193,8 @@ def flood_run(
                 raise RuntimeError(watch.stderr.read().decode())
             time.sleep(0.02)
         done = time.monotonic()
+        watch_cpu = cpu_seconds(watch.pid)
+        server_cpu = cpu_seconds(server) - server_cpu0 if server else None
         analysed_at = None
         if analysis:
             while db.analysed() < messages:
@@ -177,14 +210,18 @@ def flood_run(
         sim_rss = rss_mb(sim.pid)
         return {
             "backend": backend,
+            "approach": "watch",
             "analysis": analysis,
             "analysis_workers": analysis_workers if analysis else None,
+            "sync_batch": sync_batch,
             "messages": messages,
             "groups": groups,
             "flood_queue_s": round(flood_s, 2),
             "ingest_s": round(done - start, 2),
             "msgs_per_s": round(messages / (done - start)),
             "msgs_per_s_after_first_row": round(messages / (done - first)) if first else None,
+            "watch_cpu_us_per_msg": round(watch_cpu / messages * 1e6),
+            "db_server_cpu_us_per_msg": round(server_cpu / messages * 1e6) if server else None,
             "analysis_s": round(analysed_at - start, 2) if analysed_at else None,
             "analysis_msgs_per_s": round(messages / (analysed_at - start)) if analysed_at else None,
             "watch_peak_rss_mb": round(peak_watch, 1),
@@ -195,6 +232,96 @@ def flood_run(
         sim.terminate()
         sim.wait(10)
         drop_mysql(db_url)
+
+
+def naive_run(backend: str, messages: int, groups: int, sync_batch: int = 100) -> dict:
+    """The same flood stored the way an ItChat bot does: each message, as its handler is
+    called, goes into the database with one INSERT and one COMMIT (no batching, no names
+    resolved, no raw JSON). Receiving uses wxcli's client, so only the storing differs."""
+    from wxcli import account
+    from wxcli.config import defaults
+    from wxcli.paths import ProfilePaths
+    from wxcli.session import SessionStore
+
+    home = Path(tempfile.mkdtemp(prefix="wxbench-"))
+    sim, url = start_simulator()
+    db_url = db_url_for(backend, home)
+    conn = _naive_connect(backend, db_url, home)
+    try:
+        login(home, url)
+        requests.post(f"{url}/_sim/settings", json={"sync_batch": sync_batch}, timeout=10)
+        requests.post(f"{url}/_sim/flood", json={"count": messages, "groups": groups}, timeout=600)
+        cfg = defaults()
+        cfg.data["wechat"]["login_url"] = url
+        state = SessionStore(ProfilePaths("default", home)).load()
+        client = account.make_client(cfg, state)
+        cur = conn.cursor()
+        mark = "%s" if backend == "mysql" else "?"
+        sql = (
+            "INSERT INTO message (msg_id, from_user, to_user, msg_type, content, create_time) "
+            f"VALUES ({', '.join([mark] * 6)})"
+        )
+        stored = 0
+        server = db_server_pid() if backend == "mysql" else None
+        server_cpu0 = cpu_seconds(server) if server else 0.0
+        cpu0 = time.process_time()
+        start = time.monotonic()
+        while stored < messages:
+            if client.sync_check(10.0).selector == 0:
+                continue
+            result = client.sync(keep_raw=False)
+            for m in result.messages:  # the bot's handler, once per message
+                cur.execute(
+                    sql, (m.msg_id, m.from_user, m.to_user, m.msg_type, m.content, m.create_time)
+                )
+                conn.commit()
+                stored += 1
+            client.advance(result)
+        elapsed = time.monotonic() - start
+        cpu = time.process_time() - cpu0
+        server_cpu = cpu_seconds(server) - server_cpu0 if server else None
+        return {
+            "backend": backend,
+            "approach": "per_message",
+            "sync_batch": sync_batch,
+            "messages": stored,
+            "ingest_s": round(elapsed, 2),
+            "msgs_per_s": round(stored / elapsed),
+            "bot_cpu_us_per_msg": round(cpu / stored * 1e6),
+            "db_server_cpu_us_per_msg": round(server_cpu / stored * 1e6) if server else None,
+        }
+    finally:
+        conn.close()
+        sim.terminate()
+        sim.wait(10)
+        drop_mysql(db_url)
+
+
+def _naive_connect(backend: str, db_url: str, home: Path):
+    """A plain DB-API connection with the bot's one table (autocommit off, as usual)."""
+    columns = (
+        "id {auto}, msg_id VARCHAR(64) UNIQUE, from_user VARCHAR(128), to_user VARCHAR(128), "
+        "msg_type INT, content {text}, create_time BIGINT"
+    )
+    if backend == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(home / "naive.db")
+        conn.execute("PRAGMA journal_mode=WAL")
+        auto, text = "INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT"
+        conn.execute(f"CREATE TABLE message ({columns.format(auto=auto, text=text)})")
+        return conn
+    import pymysql
+
+    name = db_url.rsplit("/", 1)[1]
+    conn = pymysql.connect(host="127.0.0.1", user="root", charset="utf8mb4", autocommit=False)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        cur.execute(f"USE `{name}`")
+        auto, text = "BIGINT AUTO_INCREMENT PRIMARY KEY", "LONGTEXT"
+        cur.execute(f"CREATE TABLE message ({columns.format(auto=auto, text=text)})")
+    conn.commit()
+    return conn
 
 
 def latency_run(backend: str, rate: float, seconds: float) -> dict:
@@ -267,28 +394,38 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0, help="length of the latency run")
     ap.add_argument("--skip-analysis", action="store_true")
     ap.add_argument("--analysis-workers", type=int, default=1, help="[analysis] workers")
+    ap.add_argument(
+        "--sync-batch",
+        type=int,
+        default=100,
+        help="messages per webwxsync (the simulator's default, like WeChat's: 100)",
+    )
+    ap.add_argument(
+        "--skip-naive", action="store_true", help="leave out the one-INSERT-per-message run"
+    )
+    ap.add_argument("--skip-latency", action="store_true", help="leave out the latency run")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     results = []
     for backend in args.backends.split(","):
-        results.append(flood_run(backend, args.messages, args.groups, analysis=False))
+        ours = [flood_run(backend, args.messages, args.groups, False, sync_batch=args.sync_batch)]
+        if not args.skip_naive:
+            ours.append(naive_run(backend, args.messages, args.groups, args.sync_batch))
         if not args.skip_analysis:
-            results.append(
+            ours.append(
                 flood_run(
                     backend,
                     args.messages,
                     args.groups,
                     True,
                     analysis_workers=args.analysis_workers,
+                    sync_batch=args.sync_batch,
                 )
             )
-        results.append(latency_run(backend, args.rate, args.seconds))
-        print(
-            json.dumps(
-                results[-3:] if not args.skip_analysis else results[-2:], ensure_ascii=False
-            ),
-            file=sys.stderr,
-        )
+        if not args.skip_latency:
+            ours.append(latency_run(backend, args.rate, args.seconds))
+        results += ours
+        print(json.dumps(ours, ensure_ascii=False), file=sys.stderr)
     if args.json:
         print(json.dumps(results, indent=1))
         return

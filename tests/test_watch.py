@@ -217,8 +217,7 @@ def test_selector_spin_backs_off(logged_in, sim, db_url, wx_home):
     delays: list[float] = []
     sim.control.fault("spin", endpoint="synccheck", times=12)
     sim.control.fault("spin", endpoint="webwxsync", times=12)
-    w = RunningWatch(paths, config, db_url)
-    w.watcher._sleep = delays.append  # record the back-off instead of sleeping
+    w = RunningWatch(paths, config, db_url, sleep=delays.append)  # record the back-off
     with w:
         w.until(lambda: len(delays) >= 6, message="back-off delays")
         mid = sim.control.message(group=GROUP, sender="张伟", content="spin over")

@@ -56,6 +56,14 @@ def watch_process(home, db_url: str, *extra: str) -> subprocess.Popen:
     )
 
 
+def running(paths, pid: int) -> bool:
+    """The health record says watch process ``pid`` is running."""
+    from wxcli.watch.health import read_health
+
+    health = read_health(paths.health)
+    return health is not None and health.pid == pid and health.state == "running"
+
+
 @pytest.mark.slow
 def test_kill_9_during_a_flood_loses_and_doubles_nothing(logged_in, sim, db_url, wx_home):
     paths, config, state = logged_in
@@ -74,6 +82,9 @@ def test_kill_9_during_a_flood_loses_and_doubles_nothing(logged_in, sim, db_url,
     proc = watch_process(wx_home, db_url)
     try:
         wait_until(lambda: count(db_url, wx_home) >= 3000, timeout=60, message="the whole flood")
+        # The killed runs may have stored everything already: SIGTERM only once this one is
+        # running (its handler installed), or it dies by the signal instead of exiting 0.
+        wait_until(lambda: running(paths, proc.pid), timeout=20, message="the last watch running")
         time.sleep(0.5)
     finally:
         proc.terminate()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from wxcli import account
 from wxcli.store.archive import Archive
 from wxcli.watch.loop import Watcher, WatchOptions
 
@@ -12,12 +13,19 @@ from wxcli.watch.loop import Watcher, WatchOptions
 class RunningWatch:
     """A Watcher on a background thread (no analysis/media unless asked); stop() on exit."""
 
-    def __init__(self, paths, config, db_url: str, **options: Any):
+    def __init__(self, paths, config, db_url: str, *, sleep: Any = None, **options: Any):
         options.setdefault("analysis", False)
         options.setdefault("media", False)
         self.events: list[Any] = []
         self.watcher = Watcher(
-            paths, config, WatchOptions(db_url=db_url, **options), on_event=self.events.append
+            paths,
+            config,
+            WatchOptions(db_url=db_url, **options),
+            on_event=self.events.append,
+            # What the CLI hands in (see wxcli.cli.watch): watch does not import the account.
+            client_factory=lambda state: account.make_client(config, state),
+            login=lambda events: account.login(paths, config, events),
+            sleep=sleep,
         )
         self.code: int | None = None
         self.error: BaseException | None = None

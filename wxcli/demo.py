@@ -94,6 +94,7 @@ def run_demo(
             config,
             WatchOptions(duration=duration + 10, analysis=False, media=True),
             on_event=lambda e: None,
+            client_factory=lambda st: account.make_client(config, st),
         )
         engine = None
         if receiver is not None:
@@ -134,7 +135,7 @@ def run_demo(
                 worker.join(15)
             if receiver is not None:
                 receiver.close()
-        media = getattr(watcher, "_media", None)
+        media = watcher.media_workers
     result = DemoResult(home=demo_home, db_path=paths.default_db, nickname=state.nickname)
     result.stored = watcher.stats.stored
     result.media_done = media.done if media is not None else 0

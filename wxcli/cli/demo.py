@@ -83,8 +83,7 @@ def demo(app: AppContext, duration: float, rate: float, keep: bool, no_alerts: b
     for name, n in result.per_chat[:8]:
         chats.add_row(name, str(n))
     out.print(chats)
-    kinds = ", ".join(f"{k} {n}" for k, n in result.per_kind)
-    out.print(f"Kinds: {kinds}")
+    out.print("Kinds: " + ", ".join(f"{k} {n}" for k, n in result.per_kind))
     if result.top_words:
         words = "  ".join(f"{w} {n}" for w, n in result.top_words)
         out.print(f"Top words: {words}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -41,6 +42,7 @@ def watch(
     database is down, batches are spooled to disk and replayed later.
     Exit status 3 when WeChat ends the session (unless --relogin).
     """
+    from wxcli import account
     from wxcli.watch.loop import Watcher, WatchOptions
 
     options = WatchOptions(
@@ -53,7 +55,16 @@ def watch(
         serve=True if serve else None,
         qr_png=qr_png,
     )
-    watcher = Watcher(app.paths, app.config, options)
+    paths, config = app.paths, app.config
+    watcher = Watcher(
+        paths,
+        config,
+        options,
+        client_factory=lambda state: account.make_client(config, state),
+        login=lambda events: account.login(paths, config, events),
+    )
+    if watcher.serve:
+        watcher.add_service(lambda: _rest_api(app))
     from wxcli.alerts.engine import attach
 
     alerts = attach(watcher)  # None without [alert.channels]; ConfigError if they are wrong
@@ -72,3 +83,11 @@ def watch(
         err=True,
     )
     return code
+
+
+def _rest_api(app: AppContext) -> Any:
+    """The REST shim of ``--serve`` on ``[serve] host``/``port`` (started by watch)."""
+    from wxcli.server import start_server
+
+    s = app.config.data["serve"]
+    return start_server(app.paths, app.config, s["host"], int(s["port"]))

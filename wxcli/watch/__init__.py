@@ -1,1 +1,2 @@
-"""The long-running sync loop (``wxcli watch``) and its health record."""
+"""``wxcli watch``: the long-running archive of one profile (see :mod:`wxcli.watch.loop` for
+how its parts — live session, sync loop, writer, workers, relogin — fit together)."""

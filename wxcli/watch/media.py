@@ -12,22 +12,48 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from wxcli.client import WebWeChatClient
+from wxcli.config import Config
 from wxcli.errors import MediaError, NetworkError, ProtocolError, SessionExpiredError, WxError
+from wxcli.paths import ProfilePaths
 from wxcli.retry import backoff
+from wxcli.store.db import Outage
 from wxcli.timeutil import utc_aware
-
-if TYPE_CHECKING:
-    from wxcli.watch.loop import Watcher
+from wxcli.watch.health import Health
 
 log = logging.getLogger(__name__)
 
 
+class _ThreadFlags(threading.local):
+    retried = False
+
+
 class MediaWorkers:
-    def __init__(self, watcher: Watcher):
-        self.w = watcher
-        cfg = watcher.config.data["media"]
+    """The download threads. What they read from the running watch is passed as callables,
+    since each can change while they run: the database comes back (``archive``,
+    ``account_id``), a relogin brings a new ``client``."""
+
+    def __init__(
+        self,
+        config: Config,
+        paths: ProfilePaths,
+        health: Health,
+        outage: Outage,
+        *,
+        archive: Callable[[], Any],
+        account_id: Callable[[], int | None],
+        client: Callable[[], WebWeChatClient | None],
+    ):
+        self.config = config
+        self.paths = paths
+        self.health = health
+        self.outage = outage
+        self._archive = archive
+        self._account_id = account_id
+        self._client = client
+        cfg = config.data["media"]
         self.workers = max(int(cfg["workers"]), 1)
         self.retries = max(int(cfg["retries"]), 1)
         self.max_bytes = int(cfg["max_bytes"])
@@ -35,6 +61,8 @@ class MediaWorkers:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        #: Per download thread: did its last failed query already get a fresh connection?
+        self._local = _ThreadFlags()
         self.done = 0
         self.failed = 0
         self.store: Any = None
@@ -45,9 +73,9 @@ class MediaWorkers:
         from wxcli.media.storage import open_media_store
 
         try:
-            self.store = open_media_store(self.w.config, self.w.paths)
+            self.store = open_media_store(self.config, self.paths)
         except WxError as exc:
-            self.w.health.add_error("media", f"media storage unavailable: {exc}")
+            self.health.add_error("media", f"media storage unavailable: {exc}")
             return
         for i in range(self.workers):
             t = threading.Thread(target=self._run, name=f"wx-media-{i}", daemon=True)
@@ -65,8 +93,8 @@ class MediaWorkers:
     def _run(self) -> None:
         idle = 0.2
         while not self._stop.is_set():
-            w = self.w
-            if w.archive is None or w.account_id is None or w.client is None:
+            archive, account_id = self._archive(), self._account_id()
+            if archive is None or account_id is None or self._client() is None:
                 self._stop.wait(1.0)
                 continue
             try:
@@ -74,9 +102,9 @@ class MediaWorkers:
                     if not self._claims_reset:
                         # Jobs a crashed watch had claimed go back to pending (once, as
                         # soon as the database answers — it may be down at start).
-                        w.archive.reset_media_claims(w.account_id)
+                        archive.reset_media_claims(account_id)
                         self._claims_reset = True
-                    jobs = w.archive.claim_media(w.account_id, 1, datetime.now(UTC))
+                    jobs = archive.claim_media(account_id, 1, datetime.now(UTC))
             except Exception as exc:  # database trouble: wait for it, then resume
                 self._database_down(exc)
                 continue
@@ -92,15 +120,31 @@ class MediaWorkers:
     def _database_down(self, exc: BaseException) -> None:
         """Drop this thread's dead connection and wait as the shared outage says (the outage
         tells the user, once, whoever noticed first)."""
-        archive = self.w.archive
+        archive = self._archive()
+        if archive is not None and self._just_after_an_outage() and not self._local.retried:
+            # A thread that slept through an outage the others already saw end still holds
+            # the connection that died in it: a fresh one answers, and that is no new outage.
+            # (Once per failure streak, so an error that is not the database's still waits.)
+            self._local.retried = True
+            archive.drop_connection()
+            if archive.ping():
+                log.debug("media: a stale database connection was replaced: %s", exc)
+                return
         if archive is not None:
             delay = archive.unavailable("media", exc)
         else:
-            delay = self.w.outage.failed("media", exc)
+            delay = self.outage.failed("media", exc)
         self._stop.wait(delay)
 
+    def _just_after_an_outage(self) -> bool:
+        if self.outage.down or not self.outage.history:
+            return False
+        ended = self.outage.history[-1].ended_at
+        return ended is not None and (datetime.now(UTC) - ended).total_seconds() < 60
+
     def _database_back(self) -> None:
-        self.w.outage.recovered("media")
+        self._local.retried = False
+        self.outage.recovered("media")
 
     def _record(self, write: Callable[[], None]) -> None:
         """Write a job's outcome, waiting out a database outage rather than leaving the job
@@ -117,7 +161,7 @@ class MediaWorkers:
                 self._database_down(exc)
 
     def _download(self, job: dict[str, Any]) -> tuple[bytes, str]:
-        client = self.w.client
+        client = self._client()
         assert client is not None
         kind = job["kind"]
         if kind == "image":
@@ -138,7 +182,7 @@ class MediaWorkers:
         raise MediaError(f"no download for {kind}")
 
     def _one(self, job: dict[str, Any]) -> None:
-        archive = self.w.archive
+        archive = self._archive()
         attempts = int(job.get("media_attempts") or 0) + 1
         try:
             data, ctype = self._download(job)
@@ -163,7 +207,7 @@ class MediaWorkers:
             self._record(lambda: archive.media_failed(job["id"], attempts, error, retry_at))
             if final:
                 self.failed += 1
-                self.w.health.add_error("media", f"message {job['msg_id']}: {exc}")
+                self.health.add_error("media", f"message {job['msg_id']}: {exc}")
             log.info("media download of %s failed (attempt %d): %s", job["msg_id"], attempts, exc)
             return
         self._record(
