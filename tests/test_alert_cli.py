@@ -11,8 +11,8 @@ from tests.servers import SMTPServer, WebhookReceiver, dingtalk_responder, free_
 from tests.test_client_helpers import run_cli
 from tests.test_send_support import logged_in
 from wxcli.alerts.history import AlertHistoryStore
+from wxcli.health import Health, write_health
 from wxcli.store.archive import Archive
-from wxcli.watch.health import Health, write_health
 
 COMMENTED = """\
 # my wxcli settings

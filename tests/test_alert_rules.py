@@ -19,9 +19,9 @@ from wxcli.alerts.rules import (
     scored_through,
 )
 from wxcli.alerts.settings import parse_alert_settings, parse_rule
+from wxcli.health import Health
 from wxcli.pacer import Pacer, PacerSettings
 from wxcli.store.archive import Archive, Ingestor
-from wxcli.watch.health import Health
 from wxcli.watch.normalize import ChatMessage
 
 TZ_NAME = "Asia/Shanghai"

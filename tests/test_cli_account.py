@@ -626,7 +626,7 @@ def test_files_are_0600_after_every_command(sim, capsys, wx_home):
 
 def test_status_reads_a_running_watchs_health_instead_of_probing(sim, capsys, wx_home):
     from wxcli.fileutil import PidLock
-    from wxcli.watch.health import Health, write_health
+    from wxcli.health import Health, write_health
 
     assert login(capsys)[0] == 0
     paths = ProfilePaths("default", wx_home)

@@ -11,8 +11,8 @@ import pytest
 from tests.test_send_support import logged_in, run_cli
 from wxcli import keepalive as ka
 from wxcli.fileutil import PidLock
+from wxcli.health import Health, write_health
 from wxcli.session import SessionStore
-from wxcli.watch.health import Health, write_health
 
 
 @pytest.fixture

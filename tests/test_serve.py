@@ -90,7 +90,7 @@ def test_health_needs_no_auth(server, profile):
 
 def test_health_reports_a_running_watch(server, profile):
     from wxcli.fileutil import PidLock
-    from wxcli.watch.health import Health, write_health
+    from wxcli.health import Health, write_health
 
     with PidLock(profile.paths.watch_lock) as lock:
         assert lock.acquire()

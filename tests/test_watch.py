@@ -202,8 +202,8 @@ def test_session_loss_exits_3_and_is_recorded(logged_in, sim, db_url, wx_home):
     assert "session_lost" in w.kinds()
     lost = next(e for e in w.events if e.kind == "session_lost")
     assert lost.data["code"] == 1101
+    from wxcli.health import read_health
     from wxcli.session import SessionStore
-    from wxcli.watch.health import read_health
 
     saved = SessionStore(paths).load()
     assert saved.alive is False

@@ -58,7 +58,7 @@ def watch_process(home, db_url: str, *extra: str) -> subprocess.Popen:
 
 def running(paths, pid: int) -> bool:
     """The health record says watch process ``pid`` is running."""
-    from wxcli.watch.health import read_health
+    from wxcli.health import read_health
 
     health = read_health(paths.health)
     return health is not None and health.pid == pid and health.state == "running"

@@ -421,10 +421,10 @@ def test_a_media_thread_that_slept_through_an_outage_reports_no_new_one(mysql_ur
     from tests.conftest import MYSQL_HOST, MYSQL_PORT
     from tests.tcpproxy import TcpProxy
     from wxcli.config import defaults
+    from wxcli.health import Health
     from wxcli.paths import ProfilePaths
     from wxcli.store.archive import Archive
     from wxcli.store.db import Outage
-    from wxcli.watch.health import Health
     from wxcli.watch.media import MediaWorkers
 
     told: list[bool] = []

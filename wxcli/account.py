@@ -24,11 +24,11 @@ from wxcli.errors import (
     SessionFileError,
 )
 from wxcli.fileutil import PidLock
+from wxcli.health import Health, age_seconds, read_health
 from wxcli.paths import ProfilePaths
 from wxcli.protocol.hosts import push_login_base
 from wxcli.protocol.models import Contact
 from wxcli.session import SessionState, SessionStore
-from wxcli.watch.health import Health, age_seconds, read_health
 
 log = logging.getLogger(__name__)
 

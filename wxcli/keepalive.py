@@ -161,7 +161,7 @@ def keepalive(
         watch_pid=report.watch_pid,
     )
     if report.watch_running:
-        from wxcli.watch.health import age_seconds
+        from wxcli.health import age_seconds
 
         age = age_seconds(report.health.updated_at) if report.health is not None else None
         result.watch_age_seconds = age

@@ -464,7 +464,7 @@ class KeepaliveAlerts:
 
     def after(self, result: KeepaliveResult) -> list[Alert]:
         """Check the watch's health record once the keepalive result is known."""
-        from wxcli.watch.health import read_health
+        from wxcli.health import read_health
 
         health = read_health(self.paths.health)
         self.engine.sources = Sources(

@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 from wxcli.alerts.model import Alert, Attachment
 from wxcli.alerts.settings import AlertSettings, RuleSpec
+from wxcli.health import age_seconds
 from wxcli.timeutil import utc_aware, utc_naive
-from wxcli.watch.health import age_seconds
 
 log = logging.getLogger(__name__)
 

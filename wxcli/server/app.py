@@ -633,8 +633,8 @@ class RestApp:
 
     def route_health(self, req: Request) -> tuple[int, list[tuple[str, str]], bytes]:
         from wxcli.account import watch_running
+        from wxcli.health import age_seconds, read_health
         from wxcli.session import SessionStore
-        from wxcli.watch.health import age_seconds, read_health
 
         stale = self.stale_seconds
         session: dict[str, Any] = {"profile": self.paths.profile, "logged_in": False}

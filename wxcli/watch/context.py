@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from wxcli.config import Config
+from wxcli.health import Health
 from wxcli.paths import ProfilePaths
 from wxcli.retry import backoff
 from wxcli.watch.events import EventBus
-from wxcli.watch.health import Health
 
 
 @dataclass

@@ -30,11 +30,11 @@ from wxcli.client import WebWeChatClient
 from wxcli.config import Config
 from wxcli.errors import LockedError, SessionExpiredError
 from wxcli.fileutil import PidLock
+from wxcli.health import Health, write_health
 from wxcli.paths import ProfilePaths
 from wxcli.session import SessionState, SessionStore
 from wxcli.watch.context import Stats, WatchContext, WatchOptions
 from wxcli.watch.events import EventBus, EventSink, Payload, Stopped, log_events
-from wxcli.watch.health import Health, write_health
 from wxcli.watch.live import ClientFactory, LiveSession, plain_client
 from wxcli.watch.media import MediaWorkers
 from wxcli.watch.relogin import Login, Relogin

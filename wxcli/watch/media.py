@@ -17,11 +17,11 @@ from typing import Any
 from wxcli.client import WebWeChatClient
 from wxcli.config import Config
 from wxcli.errors import MediaError, NetworkError, ProtocolError, SessionExpiredError, WxError
+from wxcli.health import Health
 from wxcli.paths import ProfilePaths
 from wxcli.retry import backoff
 from wxcli.store.db import Outage
 from wxcli.timeutil import utc_aware
-from wxcli.watch.health import Health
 
 log = logging.getLogger(__name__)
 
