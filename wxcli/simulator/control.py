@@ -87,10 +87,10 @@ def dispatch(
 
     # -- messages -----------------------------------------------------------------------
     if route == "/messages" and method == "POST":
-        ids: list[str] = []
+        msg_ids: list[str] = []
         for spec in _list(data, "messages"):
-            ids.extend(engine.inject(spec))
-        return 200, {"msg_ids": ids, "delivered": bool(engine.session and engine.session.alive)}
+            msg_ids.extend(engine.inject(spec))
+        return 200, {"msg_ids": msg_ids, "delivered": bool(engine.session and engine.session.alive)}
     if route == "/recall" and method == "POST":
         return 200, {"msg_id": engine.recall(str(d["msg_id"]))}
     if route == "/injected" and method == "GET":
@@ -110,7 +110,7 @@ def dispatch(
             with engine.lock:
                 engine.requests.clear()
             return 200, {"ok": True}
-        endpoint = (query.get("endpoint") or [None])[0]
+        endpoint = (query.get("endpoint") or [""])[0]  # "" = every endpoint
         with engine.lock:
             reqs = list(engine.requests)
         if endpoint:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 import urllib.parse
-from typing import Any
+from typing import Any, TypedDict
 
 from wxcli.simulator import media, wire
 from wxcli.simulator.core import Core, Settings, SimError
@@ -150,6 +150,16 @@ def _text_with_mentions(ctx: Composer, spec: dict[str, Any], group: Group | None
     return text
 
 
+class _Base(TypedDict):
+    """The fields every built message shares, typed so ``**base`` reaches
+    :func:`wire.message_object` as its real keyword arguments."""
+
+    msg_id: str
+    from_user: str
+    to_user: str
+    create_time: int
+
+
 def build_message(ctx: Composer, spec: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The wire message for a control-API spec, and the chat name it belongs to."""
     kind = str(spec.get("type", "text"))
@@ -160,7 +170,7 @@ def build_message(ctx: Composer, spec: dict[str, Any]) -> tuple[dict[str, Any], 
     route, _sender, group = _route(ctx, spec)
     msg_id = ctx.new_msg_id()
     now = int(spec.get("create_time") or time.time())
-    base = {
+    base: _Base = {
         "msg_id": msg_id,
         "from_user": route.from_user,
         "to_user": route.to_user,
@@ -671,7 +681,7 @@ def echo_of_send(
     upload: dict[str, Any] | None,
 ) -> dict[str, Any] | None:
     """What a web send looks like when it comes back through webwxsync (From = self)."""
-    base = {
+    base: _Base = {
         "msg_id": msg_id,
         "from_user": sess.user_name,
         "to_user": str(msg.get("ToUserName", "")),

@@ -74,8 +74,11 @@ def key1_from_body(sync_key: Any) -> int | None:
         return None
     for item in sync_key.get("List") or []:
         if isinstance(item, dict) and str(item.get("Key")) == "1":
+            val = item.get("Val")
+            if val is None:
+                return None
             try:
-                return int(item.get("Val"))
+                return int(val)
             except (TypeError, ValueError):
                 return None
     return None
@@ -85,6 +88,9 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 300  # idle keep-alive connections are closed after this, as real servers do
     server: SimServer
+    # Set by BaseHTTPRequestHandler.send_header; typeshed leaves the private list out, and
+    # _write appends the blank line and body to it to send head and body in one write.
+    _headers_buffer: list[bytes]
 
     # quiet: the request log is kept in the engine, not printed
     def log_message(self, format: str, *args: Any) -> None:
@@ -654,6 +660,8 @@ class Handler(BaseHTTPRequestHandler):
             ret = fault.code or 1
         if ret:
             return fail(ret)
+        if sess is None:  # Ret 0 always comes with a session; say so if that ever breaks
+            raise RuntimeError("check_base_request returned Ret 0 without a session")
         if fields.get("webwx_data_ticket") != sess.data_ticket:
             return fail(1)
         if data is None or len(data) > 524288:

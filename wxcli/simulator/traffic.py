@@ -63,8 +63,13 @@ STAFF_ANSWERS = [
 class Driver(Protocol):
     """What traffic, timelines and floods need of the simulator (the engine provides it)."""
 
-    seed: int
-    stopping: threading.Event
+    # Read-only: the engine hands out its core's seed and stop event, it never lets them be
+    # replaced (a plain attribute here would demand a setter).
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def stopping(self) -> threading.Event: ...
 
     @property
     def world(self) -> World: ...
@@ -281,8 +286,8 @@ def flood(engine: Driver, spec: dict[str, Any]) -> dict[str, Any]:
         items = []
         for i in range(start, min(start + 1000, count)):
             g = engine.world.groups[gids[i % len(gids)]]
-            members = g.members
-            sender = members[1 + (i * 7) % (len(members) - 1)].pid if len(members) > 1 else ""
+            roster = g.members
+            sender = roster[1 + (i * 7) % (len(roster) - 1)].pid if len(roster) > 1 else ""
             items.append((g.gid, sender, f"{chatter.customer_text()} #{i}"))
         ids.extend(engine.inject_group_texts(items))
     return {"count": len(ids), "first": ids[0] if ids else None, "last": ids[-1] if ids else None}

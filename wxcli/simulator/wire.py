@@ -150,7 +150,7 @@ def _lines(
     if t is dict:
         if not obj:
             return "{}"
-        parts = []
+        parts: list[str] = []
         append = parts.append
         for k, v in obj.items():
             prefix = _prefixes.get(k) or _key(k)
