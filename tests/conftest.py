@@ -7,6 +7,8 @@ import socket
 
 import pytest
 
+from tests.helpers.db import MYSQL_HOST, MYSQL_PORT, mysql_available
+
 
 def _is_loopback(address: object) -> bool:
     if isinstance(address, (str, bytes)):  # AF_UNIX path
@@ -86,18 +88,6 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
-MYSQL_HOST = "127.0.0.1"
-MYSQL_PORT = 3306
-
-
-def mysql_available() -> bool:
-    try:
-        with socket.create_connection((MYSQL_HOST, MYSQL_PORT), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def mysql_url():
     """A throw-away MariaDB database (root, no password, as on the CI machine)."""
@@ -127,20 +117,6 @@ def db_url(request, tmp_path):
     return request.getfixturevalue("mysql_url")
 
 
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = ""):
-    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {message or predicate}")
-        time.sleep(interval)
-
-
 @pytest.fixture
 def logged_in(sim, wx_home):
     """A profile logged in to the simulator (auto-confirm): returns (paths, config, state)."""
@@ -163,7 +139,7 @@ def logged_in(sim, wx_home):
 @pytest.fixture(autouse=True)
 def _close_archive_readers():
     yield
-    from tests.watch_helpers import close_readers
+    from tests.helpers.watch import close_readers
 
     close_readers()
 
@@ -182,6 +158,6 @@ def analysis_cache(request, tmp_path_factory):
 def tls_files(tmp_path_factory):
     """A CA and a server certificate for 127.0.0.1/localhost (the alert channel tests' SMTP and
     webhook servers); made once per session, it takes a moment."""
-    from tests.servers import make_tls_files
+    from tests.helpers.servers import make_tls_files
 
     return make_tls_files(tmp_path_factory.mktemp("tls"))

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from tests.servers import SMTPServer, WebhookReceiver, dingtalk_responder, free_port
-from tests.test_client_helpers import run_cli
-from tests.test_send_support import logged_in
+from tests.helpers.cli import run_cli
+from tests.helpers.send import logged_in
+from tests.helpers.servers import SMTPServer, WebhookReceiver, dingtalk_responder, free_port
 from wxcli.alerts.history import AlertHistoryStore
 from wxcli.health import Health, write_health
 from wxcli.store.archive import Archive

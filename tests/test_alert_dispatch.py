@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.servers import Reply, SMTPServer, WebhookReceiver, free_port
+from tests.helpers.servers import Reply, SMTPServer, WebhookReceiver, free_port
 from wxcli.alerts.channels import WebhookChannel
 from wxcli.alerts.dispatcher import Dispatcher, make_digest
 from wxcli.alerts.engine import AlertEngine, make_wechat_sender
@@ -329,7 +329,7 @@ def test_the_sink_never_blocks_nor_raises_and_drops_unused_events():
 
 
 def test_wechat_channel_sends_through_the_pacer_only_while_alive(sim, wx_home, tmp_path):
-    from tests.test_send_support import logged_in
+    from tests.helpers.send import logged_in
 
     profile = logged_in(sim, wx_home)
     alive = {"problem": None}

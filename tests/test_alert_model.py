@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.channel_helpers import PNG
+from tests.helpers.channels import PNG
 from wxcli.alerts.model import Alert, Attachment
 
 

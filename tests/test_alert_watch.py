@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.servers import SMTPServer, WebhookReceiver, dingtalk_responder, free_port
-from tests.watch_helpers import RunningWatch, archive_for, count
+from tests.helpers.servers import SMTPServer, WebhookReceiver, dingtalk_responder, free_port
+from tests.helpers.watch import RunningWatch, archive_for, count
 from wxcli.alerts.engine import attach
 from wxcli.alerts.history import AlertHistoryStore
 from wxcli.errors import SESSION_CODE_MEANINGS

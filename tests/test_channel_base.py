@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import pytest
 
-from tests.channel_helpers import assert_refused, make_alert
+from tests.helpers.channels import assert_refused, make_alert
 from wxcli.alerts.channels import (
     CHANNEL_TYPES,
     PRESETS,

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tests.channel_helpers import hook, login_alert, make_alert
-from tests.servers import WebhookReceiver, dingtalk_expected_sign, dingtalk_responder
+from tests.helpers.channels import hook, login_alert, make_alert
+from tests.helpers.servers import WebhookReceiver, dingtalk_expected_sign, dingtalk_responder
 from wxcli.errors import AlertError
 
 

@@ -10,8 +10,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from tests.channel_helpers import PNG, QUICK, assert_refused, login_alert, make_alert
-from tests.servers import SilentServer, SMTPServer, free_port, make_tls_files
+from tests.helpers.channels import PNG, QUICK, assert_refused, login_alert, make_alert
+from tests.helpers.servers import SilentServer, SMTPServer, free_port, make_tls_files
 from wxcli.alerts.channels import EmailChannel, build_channel
 from wxcli.errors import AlertError, ConfigError
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tests.channel_helpers import INJECTION, hook, login_alert, make_alert
-from tests.servers import WebhookReceiver, feishu_expected_sign, feishu_responder
+from tests.helpers.channels import INJECTION, hook, login_alert, make_alert
+from tests.helpers.servers import WebhookReceiver, feishu_expected_sign, feishu_responder
 from wxcli.alerts.channels import FEISHU_MAX_BODY_BYTES, TRUNCATED
 from wxcli.errors import AlertError
 

@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.channel_helpers import INJECTION, assert_refused, hook, login_alert, make_alert
-from tests.servers import WebhookReceiver, dingtalk_responder, feishu_responder, wecom_responder
+from tests.helpers.channels import INJECTION, assert_refused, hook, login_alert, make_alert
+from tests.helpers.servers import (
+    WebhookReceiver,
+    dingtalk_responder,
+    feishu_responder,
+    wecom_responder,
+)
 from wxcli.alerts.channels import (
     DINGTALK_MAX_TEXT_BYTES,
     FEISHU_MAX_BODY_BYTES,

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests.channel_helpers import PNG, QUICK, assert_refused, hook, login_alert, make_alert
-from tests.servers import (
+from tests.helpers.channels import PNG, QUICK, assert_refused, hook, login_alert, make_alert
+from tests.helpers.servers import (
     Reply,
     WebhookReceiver,
     dingtalk_responder,

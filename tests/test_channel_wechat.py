@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.channel_helpers import assert_refused, login_alert, make_alert
+from tests.helpers.channels import assert_refused, login_alert, make_alert
 from wxcli.alerts.channels import TRUNCATED, WECHAT_MAX_CHARS, WeChatChannel, build_channel
 from wxcli.errors import AlertError, NetworkError
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.channel_helpers import assert_refused, hook, make_alert
-from tests.servers import WebhookReceiver, wecom_responder
+from tests.helpers.channels import assert_refused, hook, make_alert
+from tests.helpers.servers import WebhookReceiver, wecom_responder
 from wxcli.errors import AlertError
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_client_helpers import (
+from tests.helpers.cli import (
     assert_one_error_line,
     make_client,
     run_cli,

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.helpers.cli import run_cli
 from tests.test_cli_account import login
 from tests.test_cli_account import module_sim as module_sim
 from tests.test_cli_account import sim as sim
-from tests.test_client_helpers import run_cli
 from wxcli.logutil import RedactingFilter
 from wxcli.store.archive import Archive, Ingestor
 from wxcli.textutil import safe_text

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 
-from tests.servers import SMTPServer, WebhookReceiver, dingtalk_responder
+from tests.helpers.cli import run_cli
+from tests.helpers.servers import SMTPServer, WebhookReceiver, dingtalk_responder
 from tests.test_cli_account import FAST_TOML
 from tests.test_cli_account import module_sim as module_sim
 from tests.test_cli_account import sim as sim
-from tests.test_client_helpers import run_cli
 from wxcli.logutil import redact
 from wxcli.paths import ProfilePaths
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from tests.test_client_helpers import (
+from tests.helpers.cli import (
     LosingProxy,
     RecordingEvents,
     Sleeps,
@@ -257,7 +257,7 @@ def test_a_send_whose_reply_is_lost_is_sent_exactly_once(live):
 
 
 def test_a_send_that_never_connected_is_retried(client):
-    from tests.servers import free_port
+    from tests.helpers.servers import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
     st = client.state

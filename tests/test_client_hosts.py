@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_client_helpers import (
+from tests.helpers.cli import (
     RecordingEvents,
     make_client,
     routed_session,

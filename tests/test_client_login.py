@@ -8,7 +8,7 @@ import urllib.parse
 
 import pytest
 
-from tests.test_client_helpers import (
+from tests.helpers.cli import (
     RecordingEvents,
     login_client,
     make_client,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_client_helpers import REPO, assert_one_error_line, run_cli
+from tests.helpers.cli import REPO, assert_one_error_line, run_cli
 from wxcli.client import ClientConfig, WebWeChatClient
 from wxcli.config import SCHEMA, defaults, load_config
 from wxcli.errors import EXIT_USAGE, ConfigError

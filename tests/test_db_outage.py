@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.conftest import MYSQL_HOST, MYSQL_PORT
-from tests.tcpproxy import TcpProxy
+from tests.helpers.db import MYSQL_HOST, MYSQL_PORT
+from tests.helpers.tcpproxy import TcpProxy
 from wxcli.alerts.history import AlertHistoryStore, HistoryRecord
 from wxcli.cli.status import outage_lines
 from wxcli.config import load_config

@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from tests.conftest import wait_until
-from tests.servers import WebhookReceiver
+from tests.helpers.servers import WebhookReceiver
+from tests.helpers.waiting import wait_until
 from tests.test_history import msg
 from wxcli.feed import cursors
 from wxcli.feed.runner import FeedRunner
@@ -101,7 +101,7 @@ def test_5xx_is_retried_until_it_is_taken(archive):
     answers = iter([503, 500, 502])
 
     def responder(request):
-        from tests.servers import Reply
+        from tests.helpers.servers import Reply
 
         return Reply(next(answers, 200), b"")
 
@@ -157,7 +157,7 @@ def test_redis_stream_gets_every_message_for_a_consumer_group(archive):
 
 
 def test_feed_cli_add_list_status_remove(wx_home, tmp_path, capsys):
-    from tests.test_client_helpers import run_cli
+    from tests.helpers.cli import run_cli
 
     db = f"sqlite:///{tmp_path / 'a.db'}"
     code, out, err = run_cli(
@@ -262,7 +262,7 @@ def test_a_sink_that_is_behind_commits_its_cursor_about_once_a_second_and_on_sto
     """Catching up, each batch is acknowledged but the cursor is committed at most every
     SAVE_EVERY_SECONDS (on SQLite every commit queues behind watch's writer); a caught-up batch
     and stopping commit at once, so a clean stop resends nothing."""
-    from tests.servers import Reply
+    from tests.helpers.servers import Reply
 
     ing = _ingestor(archive)
     committed = []  # the cursor in the database as each request arrives

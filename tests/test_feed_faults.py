@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_until
-from tests.servers import WebhookReceiver
+from tests.helpers.servers import WebhookReceiver
+from tests.helpers.waiting import wait_until
 from tests.test_history import msg
 from wxcli.feed import cursors
 from wxcli.feed.runner import FeedRunner
@@ -374,8 +374,8 @@ GROUP = "云帆Pro客服1群"
 def test_status_shows_a_parked_sinks_growing_lag_from_a_running_watch(
     logged_in, sim, db_url, wx_home, capsys
 ):
-    from tests.test_client_helpers import run_cli
-    from tests.watch_helpers import RunningWatch, count
+    from tests.helpers.cli import run_cli
+    from tests.helpers.watch import RunningWatch, count
 
     paths, config, _state = logged_in
     with WebhookReceiver(status=400, body={"error": "schema"}) as refusing, WebhookReceiver() as ok:
@@ -407,7 +407,7 @@ def test_status_shows_a_parked_sinks_growing_lag_from_a_running_watch(
 
 
 def test_a_backlog_past_max_backlog_alerts_once_per_episode_and_never_blocks_receiving(archive):
-    from tests.servers import Reply
+    from tests.helpers.servers import Reply
 
     down = threading.Event()
     down.set()

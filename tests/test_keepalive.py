@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.test_send_support import logged_in, run_cli
+from tests.helpers.send import logged_in, run_cli
 from wxcli import keepalive as ka
 from wxcli.fileutil import PidLock
 from wxcli.health import Health, write_health

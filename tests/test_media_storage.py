@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.oss_server import OssServer, canonical_resource, http_date, sign_v1
-from tests.servers import SilentServer, free_port
+from tests.helpers.oss_server import OssServer, canonical_resource, http_date, sign_v1
+from tests.helpers.servers import SilentServer, free_port
 from wxcli.config import load_config
 from wxcli.errors import ConfigError, StorageError
 from wxcli.media.storage import (

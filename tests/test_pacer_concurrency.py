@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from tests.test_send_support import logged_in, sent_rets
+from tests.helpers.send import logged_in, sent_rets
 from wxcli.server.app import start_server
 from wxcli.server.auth import AppStore
 

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.test_send_support import GIF, JPEG, PNG, WEBP, logged_in, run_cli
+from tests.helpers.send import GIF, JPEG, PNG, WEBP, logged_in, run_cli
 from wxcli.errors import (
     AmbiguousRecipientError,
     MediaError,

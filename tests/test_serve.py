@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from tests.test_send_support import GIF, JPEG, PNG, logged_in
+from tests.helpers.send import GIF, JPEG, PNG, logged_in
 from wxcli.server.app import ROUTES, start_server, startup_warnings
 from wxcli.server.auth import AppStore, signed_headers
 

@@ -6,7 +6,7 @@ import json
 
 import requests
 
-from tests.test_send_support import logged_in
+from tests.helpers.send import logged_in
 from wxcli.server.app import start_server
 from wxcli.server.auth import AppStore
 from wxcli.store.archive import Archive

@@ -145,7 +145,7 @@ def test_slowloris_cannot_take_the_api_down(sim, wx_home):
     import socket
     import time
 
-    from tests.test_send_support import logged_in
+    from tests.helpers.send import logged_in
     from wxcli.server.app import start_server
 
     prof = logged_in(

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
 
-from tests.test_send_support import GIF, JPEG, PNG, logged_in
+from tests.helpers.send import GIF, JPEG, PNG, logged_in
 from tests.test_stats_queries import build_archive, shared_engines
 from wxcli.media_input import MediaFetchError, UrlFetcher
 from wxcli.server.app import ROUTES, RestApp, start_server

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.test_send_support import logged_in
+from tests.helpers.send import logged_in
 from wxcli.server.app import start_server
 from wxcli.server.auth import AppStore
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.test_client_helpers import run_cli
-from tests.test_send_support import logged_in
+from tests.helpers.cli import run_cli
+from tests.helpers.send import logged_in
 from tests.test_stats_queries import G1, Engines, build_archive, message, shared_engines
 from wxcli.server.app import RestApp, start_server
 from wxcli.server.auth import AppStore, signed_headers

@@ -15,8 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from tests.servers import SilentServer
-from tests.test_send_support import JPEG, logged_in
+from tests.helpers.send import JPEG, logged_in
+from tests.helpers.servers import SilentServer
 from wxcli.media_input import (
     MediaFetchError,
     MediaTooLargeError,
@@ -320,7 +320,7 @@ def test_fetched_content_is_sniffed(origin):
 @pytest.fixture
 def tls_origin(tmp_path):
     """An HTTPS server with a certificate for `localhost` from a private test CA."""
-    from tests.servers import make_tls_files
+    from tests.helpers.servers import make_tls_files
 
     files = make_tls_files(tmp_path / "tls")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_client_helpers import REPO, login_client, make_client, simulator
+from tests.helpers.cli import REPO, login_client, make_client, simulator
 from wxcli.contacts import ContactDirectory
 from wxcli.errors import NotLoggedInError, SessionExpiredError, SessionFileError
 from wxcli.paths import ProfilePaths
@@ -299,7 +299,7 @@ def test_a_session_is_usable_from_another_process(wx_home):
         """
         import sys
         from pathlib import Path
-        from tests.test_client_helpers import fast_config
+        from tests.helpers.cli import fast_config
         from wxcli.client import WebWeChatClient
         from wxcli.paths import ProfilePaths
         from wxcli.session import SessionStore

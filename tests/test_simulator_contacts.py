@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from tests.test_simulator_helpers import API, Web, login
+from tests.helpers.simulator import API, Web, login
 
 INIT_KEYS = [
     "BaseResponse",

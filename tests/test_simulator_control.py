@@ -11,7 +11,7 @@ from dataclasses import fields
 import pytest
 import requests
 
-from tests.test_simulator_helpers import Web, decode, login
+from tests.helpers.simulator import Web, decode, login
 from wxcli.simulator import Settings, SimControl, Simulator
 
 

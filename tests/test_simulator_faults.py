@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from tests.test_simulator_helpers import Web, login
+from tests.helpers.simulator import Web, login
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import urllib.parse
 import pytest
 import requests
 
-from tests.test_simulator_helpers import API, APPID, DESKTOP_REDIRECT, EXTSPAM, Web, login
+from tests.helpers.simulator import API, APPID, DESKTOP_REDIRECT, EXTSPAM, Web, login
 
 XML_OK = re.compile(
     r"<error><ret>0</ret><message></message><skey>(@crypt_[0-9a-f]{8}_[0-9a-f]{32})</skey>"

@@ -10,7 +10,7 @@ import urllib.parse
 import pytest
 import requests
 
-from tests.test_simulator_helpers import login
+from tests.helpers.simulator import login
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.test_simulator_helpers import decode, login
+from tests.helpers.simulator import decode, login
 
 MSG_KEYS = [
     "MsgId",

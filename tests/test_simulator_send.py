@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.test_simulator_helpers import API, login
+from tests.helpers.simulator import API, login
 from wxcli.simulator import Settings
 
 CHUNK = 524288

@@ -12,7 +12,7 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.test_simulator_helpers import Web, login
+from tests.helpers.simulator import Web, login
 from wxcli.simulator import wire
 
 SYNC_KEYS = [

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tlsproxy import TlsProxy
+from tests.helpers.tlsproxy import TlsProxy
 from wxcli.simulator import Simulator
 
 pytestmark = pytest.mark.slow

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MYSQL_HOST, MYSQL_PORT, mysql_available
-from tests.test_client_helpers import run_cli
+from tests.helpers.cli import run_cli
+from tests.helpers.db import MYSQL_HOST, MYSQL_PORT, mysql_available
 from tests.test_stats_queries import (
     G1,
     SELF,

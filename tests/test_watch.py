@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.watch_helpers import RunningWatch, archive_for, count, messages
+from tests.helpers.watch import RunningWatch, archive_for, count, messages
 
 GROUP = "云帆Pro客服1群"
 

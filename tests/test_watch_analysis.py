@@ -10,8 +10,8 @@ import signal
 import subprocess
 import sys
 
-from tests.conftest import wait_until
-from tests.test_client_helpers import REPO, wxcli_process
+from tests.helpers.cli import REPO, wxcli_process
+from tests.helpers.waiting import wait_until
 from tests.test_stats_queries import shared_engines
 
 

@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from tests.conftest import MYSQL_HOST, MYSQL_PORT, wait_until
-from tests.tcpproxy import TcpProxy
-from tests.watch_helpers import RunningWatch, count, messages
+from tests.helpers.db import MYSQL_HOST, MYSQL_PORT
+from tests.helpers.tcpproxy import TcpProxy
+from tests.helpers.waiting import wait_until
+from tests.helpers.watch import RunningWatch, count, messages
 
 GROUP = "云帆Pro客服1群"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.watch_helpers import RunningWatch, close_readers, messages
+from tests.helpers.watch import RunningWatch, close_readers, messages
 from wxcli.store.archive import Archive
 
 GROUP = "云帆Pro客服1群"

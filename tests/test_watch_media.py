@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from tests.oss_server import OssServer
-from tests.watch_helpers import RunningWatch, messages
+from tests.helpers.oss_server import OssServer
+from tests.helpers.watch import RunningWatch, messages
 
 GROUP = "云帆Pro客服1群"
 

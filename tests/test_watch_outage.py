@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import MYSQL_HOST, MYSQL_PORT
-from tests.tcpproxy import TcpProxy
-from tests.watch_helpers import RunningWatch, messages
+from tests.helpers.db import MYSQL_HOST, MYSQL_PORT
+from tests.helpers.tcpproxy import TcpProxy
+from tests.helpers.watch import RunningWatch, messages
 
 GROUP = "云帆Pro客服1群"
 

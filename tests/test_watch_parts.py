@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.helpers.waiting import wait_until
 from wxcli import account
 from wxcli.errors import ProtocolError, SessionExpiredError
 from wxcli.session import SessionStore
@@ -418,8 +418,8 @@ def test_watch_serve_runs_the_rest_api_the_cli_hands_in(logged_in, sim, wx_home)
 def test_a_media_thread_that_slept_through_an_outage_reports_no_new_one(mysql_url, tmp_path):
     """Its connection died in an outage the writer already saw end: a fresh connection
     answers, so no second db_spooling/db_recovered pair (this made test_watch_outage flaky)."""
-    from tests.conftest import MYSQL_HOST, MYSQL_PORT
-    from tests.tcpproxy import TcpProxy
+    from tests.helpers.db import MYSQL_HOST, MYSQL_PORT
+    from tests.helpers.tcpproxy import TcpProxy
     from wxcli.config import defaults
     from wxcli.health import Health
     from wxcli.paths import ProfilePaths
@@ -462,8 +462,8 @@ def test_the_feed_is_woken_by_each_stored_batch(logged_in, sim, tmp_path):
     `messages` event wakes the sinks instead of their waiting for the next poll."""
     import json
 
-    from tests.servers import WebhookReceiver
-    from tests.watch_helpers import RunningWatch
+    from tests.helpers.servers import WebhookReceiver
+    from tests.helpers.watch import RunningWatch
 
     paths, config, _ = logged_in
     url = f"sqlite:///{tmp_path / 'a.db'}"

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.watch_helpers import RunningWatch, messages
+from tests.helpers.watch import RunningWatch, messages
 from wxcli.errors import SpoolError
 from wxcli.watch.spool import Spool
 

@@ -28,7 +28,7 @@ Adding a channel:
    never a secret). Override ``skip_reason`` if the channel cannot carry some alerts.
 2. Import the class below and add it to the ``register`` loop (that order is the order
    error messages list the types in).
-3. Add ``tests/test_channel_<kind>.py`` against a real receiver (tests/servers.py), extend
+3. Add ``tests/test_channel_<kind>.py`` against a real receiver (tests/helpers/servers.py), extend
    ``wxcli alert add-channel`` in ``wxcli/cli/alert.py``, ``wxcli.toml.example`` and the
    README's alert section. A key that names the environment variable of a secret ends in
    ``_env`` (the log filter then masks that variable's value everywhere) and is listed in

@@ -61,7 +61,7 @@ class RunningWatch:
 
     def until(self, predicate: Any, timeout: float = 10.0, message: str = "") -> Any:
         """wait_until that fails at once (with the cause) if the watch thread died."""
-        from tests.conftest import wait_until
+        from tests.helpers.waiting import wait_until
 
         def check() -> Any:
             if self.error is not None:

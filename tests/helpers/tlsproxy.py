@@ -15,7 +15,7 @@ import ssl
 import threading
 from pathlib import Path
 
-from tests.servers import make_tls_files
+from tests.helpers.servers import make_tls_files
 
 WECHAT_HOSTS = ("wx.qq.com", "login.wx.qq.com", "webpush.wx.qq.com", "file.wx.qq.com")
 

@@ -30,7 +30,7 @@ from wxcli.client import ClientConfig, WebWeChatClient
 from wxcli.protocol.hosts import is_wechat_host
 from wxcli.simulator import Simulator
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 #: Short holds keep the suite fast; faults and timeouts are scaled to match.
 FAST_HOLD = 0.3

@@ -21,7 +21,7 @@ from wxcli import account
 from wxcli.config import Config, load_config
 from wxcli.paths import ProfilePaths
 
-ASSETS = Path(__file__).resolve().parent.parent / "wxcli" / "simulator" / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "wxcli" / "simulator" / "assets"
 JPEG = (ASSETS / "photo1.jpg").read_bytes()
 GIF = (ASSETS / "sticker.gif").read_bytes()
 WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 \x18\x00\x00\x00" + bytes(24)
