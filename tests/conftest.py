@@ -161,3 +161,11 @@ def tls_files(tmp_path_factory):
     from tests.helpers.servers import make_tls_files
 
     return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def engines(request, tmp_path_factory):
+    """jieba and the sentiment tables, loaded once per session (see helpers.known_archive)."""
+    from tests.helpers.known_archive import shared_engines
+
+    return shared_engines(request, tmp_path_factory)

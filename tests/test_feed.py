@@ -11,9 +11,9 @@ import uuid
 
 import pytest
 
+from tests.helpers.messages import msg
 from tests.helpers.servers import WebhookReceiver
 from tests.helpers.waiting import wait_until
-from tests.test_history import msg
 from wxcli.feed import cursors
 from wxcli.feed.runner import FeedRunner
 from wxcli.feed.settings import FeedSettings, parse_sink

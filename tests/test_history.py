@@ -3,35 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import pytest
 
+from tests.helpers.messages import msg
 from wxcli.cli import run
 from wxcli.store.archive import Archive, Ingestor
-from wxcli.watch.normalize import ChatMessage, RosterChange
-
-NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def msg(i, text, *, chat="@@g1", chat_name="客服1群", sender="@u1", name="张伟", ago=0, **kw):
-    when = NOW - timedelta(hours=ago)
-    return ChatMessage(
-        msg_id=str(5000 + i),
-        chat_user=chat,
-        chat_kind="group",
-        chat_name=chat_name,
-        sender_user=sender,
-        sender_name=name,
-        is_self=False,
-        kind=kw.pop("kind", "text"),
-        msg_type=kw.pop("msg_type", 1),
-        app_msg_type=0,
-        text=text,
-        created_at=when,
-        received_at=when,
-        **kw,
-    )
+from wxcli.watch.normalize import RosterChange
 
 
 @pytest.fixture

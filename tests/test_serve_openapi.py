@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
 
+from tests.helpers.known_archive import build_archive
 from tests.helpers.send import GIF, JPEG, PNG, logged_in
-from tests.test_stats_queries import build_archive, shared_engines
 from wxcli.media_input import MediaFetchError, UrlFetcher
 from wxcli.server.app import ROUTES, RestApp, start_server
 from wxcli.server.auth import AppStore
@@ -58,11 +58,6 @@ def test_security_schemes_describe_each_auth_mode():
 
 class _ServerCtx:
     pass
-
-
-@pytest.fixture(scope="session")
-def engines(request, tmp_path_factory):
-    return shared_engines(request, tmp_path_factory)
 
 
 @pytest.fixture

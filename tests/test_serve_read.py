@@ -14,19 +14,14 @@ import pytest
 import requests
 
 from tests.helpers.cli import run_cli
+from tests.helpers.known_archive import G1, build_archive, message
 from tests.helpers.send import logged_in
-from tests.test_stats_queries import G1, Engines, build_archive, message, shared_engines
 from wxcli.server.app import RestApp, start_server
 from wxcli.server.auth import AppStore, signed_headers
 from wxcli.server.read import decode_cursor, encode_cursor
 from wxcli.store.archive import Archive, Ingestor
 
 PERIOD = {"since": "2026-11-01", "until": "2026-11-05"}
-
-
-@pytest.fixture(scope="session")
-def engines(request, tmp_path_factory) -> Engines:
-    return shared_engines(request, tmp_path_factory)
 
 
 class Ctx:

@@ -20,24 +20,18 @@ import pytest
 
 from tests.helpers.cli import run_cli
 from tests.helpers.db import MYSQL_HOST, MYSQL_PORT, mysql_available
-from tests.test_stats_queries import (
+from tests.helpers.known_archive import (
     G1,
     SELF,
     WORDS,
     Engines,
     build_archive,
     message,
-    shared_engines,
 )
 from wxcli.stats.model import Report
 from wxcli.store.archive import Ingestor
 
 PERIOD = ("--since", "2026-11-01", "--until", "2026-11-05")
-
-
-@pytest.fixture(scope="session")
-def engines(request, tmp_path_factory) -> Engines:
-    return shared_engines(request, tmp_path_factory)
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])

@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 from tests.helpers.cli import REPO, wxcli_process
+from tests.helpers.known_archive import shared_engines
 from tests.helpers.waiting import wait_until
-from tests.test_stats_queries import shared_engines
 
 
 def test_watch_without_a_config_file_analyses_what_it_stores(sim, tmp_path, request, monkeypatch):
