@@ -102,19 +102,19 @@ class ClientConfig:
 
     @classmethod
     def from_config(cls, cfg: Config) -> ClientConfig:
-        w = cfg.data["wechat"]
+        w = cfg.settings.wechat
         return cls(
-            login_url=str(w["login_url"]).rstrip("/"),
-            desktop_mode=bool(w["desktop_mode"]),
-            connect_timeout=float(w["connect_timeout"]),
-            read_timeout=float(w["read_timeout"]),
-            synccheck_timeout=float(w["synccheck_timeout"]),
-            login_poll_timeout=float(w["login_poll_timeout"]),
-            login_timeout=float(w["login_timeout"]),
-            retries=int(w["retries"]),
-            backoff=float(w["backoff"]),
-            backoff_max=float(w["backoff_max"]),
-            user_agent=str(w["user_agent"]),
+            login_url=w.login_url.rstrip("/"),
+            desktop_mode=w.desktop_mode,
+            connect_timeout=float(w.connect_timeout),
+            read_timeout=float(w.read_timeout),
+            synccheck_timeout=float(w.synccheck_timeout),
+            login_poll_timeout=float(w.login_poll_timeout),
+            login_timeout=float(w.login_timeout),
+            retries=w.retries,
+            backoff=float(w.backoff),
+            backoff_max=float(w.backoff_max),
+            user_agent=w.user_agent,
         )
 
 

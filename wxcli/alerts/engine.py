@@ -425,7 +425,7 @@ def open_history(config: Config, paths: ProfilePaths) -> AlertHistoryStore | Non
     from wxcli.alerts.history import AlertHistoryStore
     from wxcli.store.archive import Archive
 
-    url = config.data["database"]["url"]
+    url = config.settings.database.url
     if not url and not paths.default_db.exists():
         return None
     try:

@@ -22,7 +22,7 @@ def status(app: AppContext, as_json: bool, no_check: bool) -> int:
     from wxcli.cli._output import emit_json, human_duration, markup_safe, out_console
     from wxcli.errors import EXIT_NETWORK
 
-    stale = float(app.config.get("keepalive", "stale_minutes")) * 60
+    stale = app.config.settings.keepalive.stale_minutes * 60
     report = account.session_status(app.paths, app.config, live=not no_check, stale_after=stale)
     if as_json:
         emit_json(report.to_json())

@@ -89,5 +89,5 @@ def _rest_api(app: AppContext) -> Any:
     """The REST shim of ``--serve`` on ``[serve] host``/``port`` (started by watch)."""
     from wxcli.server import start_server
 
-    s = app.config.data["serve"]
-    return start_server(app.paths, app.config, s["host"], int(s["port"]))
+    s = app.config.settings.serve
+    return start_server(app.paths, app.config, s.host, s.port)

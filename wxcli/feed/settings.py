@@ -214,15 +214,15 @@ class FeedSettings:
 
 def load_feed_settings(config: Any) -> FeedSettings:
     """The ``[feed]`` settings of a loaded :class:`wxcli.config.Config`."""
-    f = config.data["feed"]
+    f = config.settings.feed
     path = str(config.path or "")
     sinks = tuple(parse_sink(n, s, path) for n, s in config.table("feed", "sinks").items())
     return FeedSettings(
-        poll_seconds=float(f["poll_seconds"]),
-        batch_size=max(int(f["batch_size"]), 1),
-        retry_seconds=float(f["retry_seconds"]),
-        max_backlog=int(f["max_backlog"]),
-        media_wait_seconds=float(f["media_wait_seconds"]),
+        poll_seconds=float(f.poll_seconds),
+        batch_size=max(f.batch_size, 1),
+        retry_seconds=float(f.retry_seconds),
+        max_backlog=f.max_backlog,
+        media_wait_seconds=float(f.media_wait_seconds),
         sinks=sinks,
     )
 

@@ -237,7 +237,7 @@ def audit_sink(paths: ProfilePaths, config: Config) -> AuditSink:
     from wxcli.store.audit import DbAudit
 
     fallback = default_audit(paths)
-    if not config.data["database"]["url"] and not paths.default_db.exists():
+    if not config.settings.database.url and not paths.default_db.exists():
         return fallback
     try:
         archive = Archive.from_config(config, paths.home)

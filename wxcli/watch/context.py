@@ -74,5 +74,5 @@ class WatchContext:
             self.stop_flag.wait(seconds)
 
     def backoff(self, failures: int, cap: float = 60.0) -> float:
-        base = float(self.config.data["wechat"]["backoff"])
+        base = float(self.config.settings.wechat.backoff)
         return backoff(failures, base=base, cap=cap, rand=self.rng.random)

@@ -123,7 +123,7 @@ class LiveSession:
         ``[watch] session_save_seconds`` unless ``force``."""
         if not self._dirty and not force:
             return
-        interval = float(self.ctx.config.data["watch"]["session_save_seconds"])
+        interval = float(self.ctx.config.settings.watch.session_save_seconds)
         now = time.monotonic()
         if not force and now - self._last_save < interval:
             return

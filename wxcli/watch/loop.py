@@ -72,12 +72,12 @@ class Watcher:
         self.paths = paths
         self.config = config
         self.options = options or WatchOptions()
-        w = config.data["watch"]
+        w = config.settings.watch
         opts = self.options
-        self.analysis = w["analysis"] if opts.analysis is None else opts.analysis
-        self.media = w["media"] if opts.media is None else opts.media
-        self.relogin = w["relogin"] if opts.relogin is None else opts.relogin
-        self.serve = w["serve"] if opts.serve is None else opts.serve
+        self.analysis = w.analysis if opts.analysis is None else opts.analysis
+        self.media = w.media if opts.media is None else opts.media
+        self.relogin = w.relogin if opts.relogin is None else opts.relogin
+        self.serve = w.serve if opts.serve is None else opts.serve
         self.ctx = WatchContext(
             paths,
             config,
@@ -249,9 +249,9 @@ class Watcher:
         self.writer.start()
         if self.serve and not self.services:
             log.warning("serve is on, but no REST service was handed to watch; not serving")
-        wcfg = self.config.data["watch"]
-        jobs = [(max(float(wcfg["health_seconds"]), 0.2), self.write_health)]
-        minutes = float(wcfg["contact_refresh_minutes"])
+        wcfg = self.config.settings.watch
+        jobs = [(max(float(wcfg.health_seconds), 0.2), self.write_health)]
+        minutes = float(wcfg.contact_refresh_minutes)
         if minutes > 0:
             jobs.append((minutes * 60, self._flag_refresh))
         self.workers = Workers(

@@ -53,11 +53,11 @@ class MediaWorkers:
         self._archive = archive
         self._account_id = account_id
         self._client = client
-        cfg = config.data["media"]
-        self.workers = max(int(cfg["workers"]), 1)
-        self.retries = max(int(cfg["retries"]), 1)
-        self.max_bytes = int(cfg["max_bytes"])
-        self.retry_seconds = float(cfg["retry_seconds"])
+        cfg = config.settings.media
+        self.workers = max(cfg.workers, 1)
+        self.retries = max(cfg.retries, 1)
+        self.max_bytes = cfg.max_bytes
+        self.retry_seconds = float(cfg.retry_seconds)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()

@@ -55,14 +55,15 @@ class SyncLoop:
     def run(self) -> None:
         ctx = self.ctx
         opts = ctx.options
-        wechat = ctx.config.data["wechat"]
-        keep_raw = bool(ctx.config.data["database"]["store_raw"])
+        settings = ctx.config.settings
+        wechat = settings.wechat
+        keep_raw = settings.database.store_raw
         deadline = None
         if opts.duration is not None:
             deadline = time.monotonic() + float(opts.duration)
         failures = 0
         spins = 0
-        spin_threshold = int(ctx.config.data["watch"]["spin_threshold"])
+        spin_threshold = settings.watch.spin_threshold
         while not ctx.stopping:
             if deadline is not None and time.monotonic() >= deadline:
                 break
@@ -76,9 +77,7 @@ class SyncLoop:
                 poll_timeout = None
                 if deadline is not None:
                     remaining = deadline - time.monotonic()
-                    poll_timeout = max(
-                        min(remaining + 1.0, float(wechat["synccheck_timeout"])), 1.0
-                    )
+                    poll_timeout = max(min(remaining + 1.0, float(wechat.synccheck_timeout)), 1.0)
                 check = self._sync_check(poll_timeout)
                 if ctx.stopping:
                     break

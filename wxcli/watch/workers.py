@@ -131,7 +131,7 @@ class Workers:
         if ctx.config.path is not None and ctx.config.path.exists():
             env["WXCLI_CONFIG"] = str(ctx.config.path)
         env["WXCLI_HOME"] = str(ctx.paths.home)
-        wanted = max(int(ctx.config.data["analysis"]["workers"]), 1)
+        wanted = max(ctx.config.settings.analysis.workers, 1)
         self.analysis_procs = [p for p in self.analysis_procs if p.poll() is None]
         while len(self.analysis_procs) < wanted:
             try:

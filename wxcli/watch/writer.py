@@ -62,7 +62,7 @@ class Writer:
         self._write_health = write_health
         self.spool = Spool(ctx.paths.spool)
         #: How long a worker waits before trying a database that did not answer.
-        self.retry_seconds = float(ctx.config.data["watch"]["db_retry_seconds"])
+        self.retry_seconds = float(ctx.config.settings.watch.db_retry_seconds)
         #: Shared by the writer, the media threads and the alert history: one back-off and
         #: one "down"/"back" report per outage, however many threads notice it.
         self.outage = Outage(retry_seconds=self.retry_seconds, listener=self._on_outage)
