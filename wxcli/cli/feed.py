@@ -41,7 +41,16 @@ def list_(app: AppContext, as_json: bool) -> None:
         what = ", ".join(s.chats) or "all chats"
         kinds = ", ".join(s.kinds) or "all kinds"
         off = "" if s.enabled else " (disabled)"
-        click.echo(markup_safe(f"{s.name}: {s.where()}{off} — {what}; {kinds}"))
+        extra = "".join(
+            f"; {note}"
+            for note, on in (
+                ("not our own", s.exclude_self),
+                ("no roster events", not s.roster),
+                (f"signed ({s.secret_env})", bool(s.secret_env)),
+            )
+            if on
+        )
+        click.echo(markup_safe(f"{s.name}: {s.where()}{off} — {what}; {kinds}{extra}"))
 
 
 @feed.command("add")
