@@ -161,12 +161,14 @@ def test_feed_cli_add_list_status_remove(wx_home, tmp_path, capsys):
 
     db = f"sqlite:///{tmp_path / 'a.db'}"
     code, out, err = run_cli(
-        capsys, "feed", "add", "hook", "https://example.com/x", "--chat", "客服*", "--db", db
-    )
+        capsys, "feed", "add", "hook", "https://example.com/x", "--chat", "客服*",
+        "--exclude-self", "--secret-env", "HOOK_KEY", "--db", db,
+    )  # fmt: skip
     assert code == 0, err
     assert (wx_home / "wxcli.toml").stat().st_mode & 0o777 == 0o600
     code, out, err = run_cli(capsys, "feed", "list")
     assert "hook" in out and "客服*" in out
+    assert "not our own" in out and "signed (HOOK_KEY)" in out
     code, out, err = run_cli(capsys, "feed", "status", "--json", "--db", db)
     assert json.loads(out.splitlines()[0])["lag"] == 0
     code, out, err = run_cli(capsys, "feed", "add", "bad", "ftp://x")
