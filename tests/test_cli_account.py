@@ -21,6 +21,7 @@ from tests.helpers.cli import (
     simulator,
     wxcli_process,
 )
+from tests.helpers.waiting import wait_until
 from wxcli import account
 from wxcli.errors import EXIT_ERROR, EXIT_NETWORK, EXIT_PROTOCOL, EXIT_SESSION
 from wxcli.paths import ProfilePaths
@@ -83,21 +84,15 @@ def existing_qrs(control) -> set[str]:
 def wait_for_qr(control, *, push: bool = False, exclude: set[str] = frozenset(), timeout=5.0):
     """The uuid of the newest QR login (push prompt or QR code) waiting on the phone; QR codes
     of earlier tests (the simulator is shared) are in ``exclude``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def fresh() -> str | None:
         for qr in reversed(control.state()["qr"]):
-            if (
-                qr["push"] == push
-                and qr["uuid"] not in exclude
-                and qr["state"]
-                in (
-                    "waiting",
-                    "scanned",
-                )
-            ):
-                return qr["uuid"]
-        time.sleep(0.02)
-    raise AssertionError("no QR code appeared")
+            wanted = qr["push"] == push and qr["uuid"] not in exclude
+            if wanted and qr["state"] in ("waiting", "scanned"):
+                return str(qr["uuid"])
+        return None
+
+    return str(wait_until(fresh, timeout=timeout, interval=0.02, message="a QR code"))
 
 
 def in_thread(target) -> threading.Thread:

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.helpers.send import logged_in
+from tests.helpers.waiting import wait_until
 from wxcli.server.app import start_server
 from wxcli.server.auth import AppStore
 
@@ -68,15 +69,16 @@ def test_the_readme_nginx_front_works_and_cuts_slow_headers(sim, wx_home, tmp_pa
         stderr=errlog,
     )
     try:
-        deadline = time.monotonic() + 10
-        while True:
+
+        def listening() -> bool:
+            assert proc.poll() is None, (tmp_path / "stderr.log").read_text()
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
             except OSError:
-                assert proc.poll() is None, (tmp_path / "stderr.log").read_text()
-                assert time.monotonic() < deadline, "nginx did not start"
-                time.sleep(0.05)
+                return False
+            return True
+
+        wait_until(listening, timeout=10, message="nginx to listen")
         base = f"http://127.0.0.1:{port}"
         assert requests.get(f"{base}/v1/health", timeout=5).status_code in (200, 503)
         auth = {"Authorization": f"Bearer {created.app.app_id}:{created.app_key}"}

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cli import REPO, login_client, make_client, simulator
+from tests.helpers.waiting import wait_until
 from wxcli.contacts import ContactDirectory
 from wxcli.errors import NotLoggedInError, SessionExpiredError, SessionFileError
 from wxcli.paths import ProfilePaths
@@ -282,10 +283,12 @@ def test_concurrent_updates_from_two_processes_never_lose_or_corrupt(store, wx_h
     store.save(sample_state(sync_key=((1, 0),)))
     go = wx_home / "go"
     procs = [python(COUNTER, str(wx_home), "40", str(go), str(n)) for n in range(2)]
-    deadline = time.monotonic() + 20
-    while not all((wx_home / f"ready-{n}").exists() for n in range(2)):
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    wait_until(
+        lambda: all((wx_home / f"ready-{n}").exists() for n in range(2)),
+        timeout=20,
+        interval=0.005,
+        message="both writers ready",
+    )
     go.touch()
     for proc in procs:
         finish(proc)
