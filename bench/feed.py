@@ -38,7 +38,14 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import Db, db_url_for, drop_mysql, login, start_simulator  # noqa: E402
+from bench.ingest import (  # noqa: E402
+    Db,
+    SteadyInjector,
+    db_url_for,
+    drop_mysql,
+    login,
+    start_simulator,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -267,22 +274,12 @@ def delay_run(backend: str, rate: float, seconds: float, poll: float) -> dict:
         rx, reader, db = prepare(home, url, db_url, poll)
         watch = start_watch(home)
         time.sleep(2.0)  # let watch reach its long poll and the sinks their first poll
-        http = requests.Session()
-        injected: dict[str, float] = {}
+        steady = SteadyInjector(url, rate, seconds)
+        injected = steady.injected
+        end = steady.end
         stored: dict[str, float] = {}
-        interval = 1.0 / rate
-        next_at = time.monotonic()
-        end = next_at + seconds
-        i = 0
         while True:
-            now = time.monotonic()
-            if now < end and now >= next_at:
-                spec = {"group": "云帆Pro客服1群", "sender": "张伟", "content": f"延迟测试 {i}"}
-                t = time.monotonic()
-                mid = http.post(f"{url}/_sim/messages", json=spec, timeout=10).json()["msg_ids"][0]
-                injected[mid] = t
-                i += 1
-                next_at += interval
+            now = steady.tick()
             pending = set(injected) - set(stored)
             if pending:
                 for mid in db.seen(pending):

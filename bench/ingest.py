@@ -100,6 +100,33 @@ def children(pid: int) -> list[int]:
     return [int(x) for x in text.split()]
 
 
+class SteadyInjector:
+    """One tagged message into the simulator every ``1/rate`` s for ``seconds`` (the latency
+    runs): ``injected`` maps each MsgId to the moment its injection call returned."""
+
+    def __init__(self, url: str, rate: float, seconds: float):
+        self.url = url
+        self.http = requests.Session()
+        self.injected: dict[str, float] = {}
+        self.interval = 1.0 / rate
+        self.next_at = time.monotonic()
+        self.end = self.next_at + seconds
+        self.count = 0
+
+    def tick(self) -> float:
+        """Inject the next message if it is due; returns the time of the look."""
+        now = time.monotonic()
+        if self.next_at <= now < self.end:
+            text = f"延迟测试 {self.count}"
+            spec = {"group": "云帆Pro客服1群", "sender": "张伟", "content": text}
+            t = time.monotonic()
+            reply = self.http.post(f"{self.url}/_sim/messages", json=spec, timeout=10)
+            self.injected[reply.json()["msg_ids"][0]] = t
+            self.count += 1
+            self.next_at += self.interval
+        return now
+
+
 class Db:
     def __init__(self, db_url: str, home: Path):
         from wxcli.store.archive import Archive
@@ -345,28 +372,17 @@ def latency_run(backend: str, rate: float, seconds: float) -> dict:
             except Exception:
                 time.sleep(0.05)
         time.sleep(1.5)  # let watch reach its long poll
-        http = requests.Session()
-        injected: dict[str, float] = {}
+        steady = SteadyInjector(url, rate, seconds)
+        injected = steady.injected
         seen: dict[str, float] = {}
-        interval = 1.0 / rate
-        next_at = time.monotonic()
-        end = next_at + seconds
-        i = 0
-        while time.monotonic() < end or len(seen) < len(injected):
-            now = time.monotonic()
-            if now < end and now >= next_at:
-                spec = {"group": "云帆Pro客服1群", "sender": "张伟", "content": f"延迟测试 {i}"}
-                t = time.monotonic()
-                mid = http.post(f"{url}/_sim/messages", json=spec, timeout=10).json()["msg_ids"][0]
-                injected[mid] = t
-                i += 1
-                next_at += interval
+        while time.monotonic() < steady.end or len(seen) < len(injected):
+            now = steady.tick()
             pending = set(injected) - set(seen)
             if pending:
                 for mid in db.seen(pending):
                     seen[mid] = time.monotonic()
             time.sleep(0.002)
-            if now > end + 30:
+            if now > steady.end + 30:
                 break
         watch.terminate()
         watch.wait(30)
