@@ -24,14 +24,17 @@ asserts; figures are printed as a table (and as JSON with --json).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -172,7 +175,10 @@ def prepare(home: Path, url: str, db_url: str, poll: float):
     return rx, StreamReader(stream), db
 
 
-def flood_run(backend: str, messages: int, groups: int, poll: float) -> dict:
+@contextlib.contextmanager
+def bench_world(backend: str, poll: float) -> Iterator[tuple[Path, str, Db, Any, Any]]:
+    """A fresh home, the simulator, a login, both sinks configured and their receivers:
+    (home, simulator URL, archive, webhook receiver, stream reader); all cleaned up after."""
     import tempfile
 
     home = Path(tempfile.mkdtemp(prefix="wxbench-"))
@@ -181,6 +187,18 @@ def flood_run(backend: str, messages: int, groups: int, poll: float) -> dict:
     rx = reader = None
     try:
         rx, reader, db = prepare(home, url, db_url, poll)
+        yield home, url, db, rx, reader
+    finally:
+        for x in (rx, reader):
+            if x is not None:
+                x.close()
+        sim.terminate()
+        sim.wait(10)
+        drop_mysql(db_url)
+
+
+def flood_run(backend: str, messages: int, groups: int, poll: float) -> dict:
+    with bench_world(backend, poll) as (home, url, db, rx, reader):
         requests.post(f"{url}/_sim/settings", json={"sync_batch": 500}, timeout=10)
         requests.post(f"{url}/_sim/flood", json={"count": messages, "groups": groups}, timeout=600)
         start = time.monotonic()
@@ -215,13 +233,6 @@ def flood_run(backend: str, messages: int, groups: int, poll: float) -> dict:
         }
         out.update(catch_up(db, messages, poll))
         return out
-    finally:
-        for x in (rx, reader):
-            if x is not None:
-                x.close()
-        sim.terminate()
-        sim.wait(10)
-        drop_mysql(db_url)
 
 
 def catch_up(db: Db, messages: int, poll: float) -> dict:
@@ -264,14 +275,7 @@ def _pcts(values: list[float]) -> dict:
 
 
 def delay_run(backend: str, rate: float, seconds: float, poll: float) -> dict:
-    import tempfile
-
-    home = Path(tempfile.mkdtemp(prefix="wxbench-"))
-    sim, url = start_simulator()
-    db_url = db_url_for(backend, home)
-    rx = reader = None
-    try:
-        rx, reader, db = prepare(home, url, db_url, poll)
+    with bench_world(backend, poll) as (home, url, db, rx, reader):
         watch = start_watch(home)
         time.sleep(2.0)  # let watch reach its long poll and the sinks their first poll
         steady = SteadyInjector(url, rate, seconds)
@@ -300,13 +304,6 @@ def delay_run(backend: str, rate: float, seconds: float, poll: float) -> dict:
                 out[f"{what}_{k}"] = v
         out["lost"] = len(injected) - min(len(rx.arrived), len(reader.arrived))
         return out
-    finally:
-        for x in (rx, reader):
-            if x is not None:
-                x.close()
-        sim.terminate()
-        sim.wait(10)
-        drop_mysql(db_url)
 
 
 def main() -> None:
