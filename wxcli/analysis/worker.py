@@ -77,15 +77,15 @@ class AnalysisWorker:
         scorer: Any = None,
         cache_dir: Any = None,
     ):
-        a = config.data["analysis"]
+        a = config.settings.analysis
         self.archive = archive
         self.m = archive.m
         self.worker_id = (
             worker_id or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 10000}"
         )
-        self.batch = int(batch or a["batch"])
-        self.tz = zone(str(a["timezone"]))
-        self.negative = float(a["negative_threshold"])
+        self.batch = int(batch or a.batch)
+        self.tz = zone(a.timezone)
+        self.negative = float(a.negative_threshold)
         self._segmenter = segmenter
         self._scorer = scorer
         self.cache_dir = cache_dir
@@ -102,13 +102,13 @@ class AnalysisWorker:
             a = self.options
             self._segmenter = Segmenter(
                 SegmentOptions(
-                    stopwords_file=str(a["stopwords_file"]),
-                    user_dict=str(a["user_dict"]),
-                    min_length=int(a["min_length"]),
-                    filter_emoji=bool(a["filter_emoji"]),
-                    filter_urls=bool(a["filter_urls"]),
-                    filter_mentions=bool(a["filter_mentions"]),
-                    filter_numbers=bool(a["filter_numbers"]),
+                    stopwords_file=a.stopwords_file,
+                    user_dict=a.user_dict,
+                    min_length=a.min_length,
+                    filter_emoji=a.filter_emoji,
+                    filter_urls=a.filter_urls,
+                    filter_mentions=a.filter_mentions,
+                    filter_numbers=a.filter_numbers,
                 ),
                 cache_dir=self.cache_dir,
             )

@@ -111,13 +111,13 @@ class Archive:
     def from_config(
         cls, config: Any, home: Path, url: str | None = None, *, outage: Outage | None = None
     ) -> Archive:
-        db = config.data["database"]
+        db = config.settings.database
         return cls(
-            url if url is not None else db["url"],
+            url if url is not None else db.url,
             home,
-            db["password_env"],
+            db.password_env,
             outage=outage,
-            connect_timeout=float(db.get("connect_timeout", CONNECT_TIMEOUT)),
+            connect_timeout=float(db.connect_timeout),
         )
 
     @property
