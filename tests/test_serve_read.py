@@ -346,3 +346,34 @@ def test_an_unreachable_database_is_503_with_retry_after(sim, wx_home):
         assert resp.headers["Retry-After"] == "5"
         assert resp.json()["error"]["code"] == "archive_unavailable"
         assert "mysql://" not in resp.text
+
+
+@pytest.mark.mysql
+def test_reads_survive_a_database_restart(sim, wx_home, mysql_url, engines):
+    """The connection each worker thread holds dies with the database: the read in flight is
+    a 503 with Retry-After, and the next one after the database is back is answered again."""
+    from tests.helpers.db import MYSQL_HOST, MYSQL_PORT
+    from tests.helpers.tcpproxy import TcpProxy
+
+    build_archive(mysql_url, wx_home, engines).close()
+    with TcpProxy(MYSQL_HOST, MYSQL_PORT) as proxy:
+        url = f"mysql://root@127.0.0.1:{proxy.port}/{mysql_url.rsplit('/', 1)[1]}"
+        profile = logged_in(
+            sim, wx_home, database={"url": url, "connect_timeout": 2}, serve={"threads": 1}
+        )
+        created = AppStore(profile.paths.apps).add("r", scopes=["read"])
+        with start_server(profile.paths, profile.config, "127.0.0.1", 0) as handle:
+
+            def get() -> requests.Response:
+                return requests.get(handle.url + "/v1/chats", headers=_bearer(created), timeout=10)
+
+            assert get().status_code == 200
+            proxy.cut()  # as in a restart: the held connection dies, new ones are refused
+            down = get()
+            assert down.status_code == 503, down.text
+            assert down.json()["error"]["code"] == "archive_unavailable"
+            assert down.headers["Retry-After"] == "5"
+            proxy.restore()
+            back = get()
+            assert back.status_code == 200, back.text
+            assert {c["name"] for c in back.json()["chats"]} >= {"客服一群", "售后服务群"}
