@@ -357,9 +357,7 @@ class ArchiveReader:
             raise ReadError(400, "bad_parameter", "`since`/`until` is out of range") from None
         top = _int(p, "top", 20 if which == "words" else 10, 1, 1000)
         if which == "words":
-            by = p.get("by") or None
-            if by is not None:
-                _choice(p, "by", export.SPLITS, "")
+            by = p.get("by") or None  # checked by words_rows (400 for an unknown split)
             groups = _int(p, "groups", 0, 1, 1000) if p.get("groups") else None
             keywords = _flag(p, "keywords")
 
