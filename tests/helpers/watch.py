@@ -106,5 +106,12 @@ def messages(db_url: str, home, **where: Any) -> list[dict[str, Any]]:
 
 
 def count(db_url: str, home) -> int:
-    a = reader(db_url, home)
+    """Messages stored so far; 0 while watch is still creating the archive (on SQLite its first
+    transaction can make opening a second connection fail with "database is locked")."""
+    from wxcli.errors import DatabaseUnavailableError
+
+    try:
+        a = reader(db_url, home)
+    except DatabaseUnavailableError:
+        return 0
     return a.m.Message.select().count()
