@@ -289,3 +289,16 @@ def test_a_sink_that_is_behind_commits_its_cursor_about_once_a_second_and_on_sto
     assert committed[0] == start
     cur = cursors.load_cursor(archive, "hook")
     assert cur.message_id == cursors.last_row_id(archive) and cur.delivered == 50
+
+
+def test_a_sink_filters_by_the_kinds_the_archive_stores():
+    """One list of kinds for the archive, history, the read API and sinks (the sink list once
+    spelled friend_request, so a filter on friend requests could never match)."""
+    from wxcli.errors import ConfigError
+    from wxcli.protocol.content import MESSAGE_KINDS
+
+    spec = parse_sink("crm", {"url": "https://example.com/x", "kinds": ["friend-request", "text"]})
+    assert spec.kinds == ("friend-request", "text")
+    assert "friend-request" in MESSAGE_KINDS
+    with pytest.raises(ConfigError):
+        parse_sink("crm", {"url": "https://example.com/x", "kinds": ["friend_request"]})

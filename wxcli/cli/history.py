@@ -5,11 +5,7 @@ from __future__ import annotations
 import click
 
 from wxcli.cli._context import AppContext
-
-KINDS = [
-    "text", "image", "voice", "video", "file", "link", "emoji", "card", "location",
-    "recall", "system", "friend-request", "other",
-]  # fmt: skip
+from wxcli.protocol.content import MESSAGE_KINDS as KINDS
 
 
 @click.command()

@@ -11,14 +11,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from wxcli.errors import ConfigError
+from wxcli.protocol.content import MESSAGE_KINDS
 from wxcli.tomledit import TomlFile
 
 SINK_KINDS = ("webhook", "redis")
-#: Message kinds a filter may name (as stored in the archive).
-MESSAGE_KINDS = (
-    "text", "image", "voice", "video", "file", "link", "emoji", "card", "location",
-    "recall", "system", "friend_request", "other",
-)  # fmt: skip
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 _COMMON = {"kind", "url", "chats", "kinds", "exclude_self", "roster", "enabled", "batch_size"}
 _KEYS = {

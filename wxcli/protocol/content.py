@@ -639,6 +639,13 @@ def parse_system_text(text: str) -> RosterEvent | None:
 # --------------------------------------------------------------------------------------------------
 # Classification
 
+#: Every ``kind`` a classified message can have: what the archive stores and what `history`,
+#: the read API and feed filters accept.
+MESSAGE_KINDS = (
+    "text", "image", "voice", "video", "file", "link", "emoji", "card", "location",
+    "recall", "system", "friend-request", "other",
+)  # fmt: skip
+
 _IGNORED_TYPES = frozenset({40, 50, 51, 52, 53, 9999})
 _SIMPLE_TYPES = {
     3: "image",

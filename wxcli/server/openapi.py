@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from wxcli import __version__
+from wxcli.protocol.content import MESSAGE_KINDS as KINDS
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -115,10 +116,6 @@ def _read_op(
     }
 
 
-KINDS = [
-    "text", "image", "voice", "video", "file", "link", "emoji", "card", "location",
-    "recall", "system", "friend-request", "other",
-]  # fmt: skip
 PERIOD = [
     _query("chat", "Chat name or glob (客服*), current or former; repeatable.", repeat=True),
     _query("since", "Start: 7d, 12h, 2026-11-01 … (whole local days). Default: 30 days."),
@@ -144,7 +141,7 @@ def _read_paths() -> dict[str, Any]:
                 _query(
                     "kind",
                     "Message kind; repeatable.",
-                    schema={"type": "string", "enum": KINDS},
+                    schema={"type": "string", "enum": list(KINDS)},
                     repeat=True,
                 ),
                 _query("text", "Only messages containing this text."),

@@ -30,6 +30,7 @@ from wxcli.errors import (
     UsageError,
     WxError,
 )
+from wxcli.protocol.content import MESSAGE_KINDS as KINDS
 
 if TYPE_CHECKING:
     from wxcli.config import Config
@@ -40,10 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KINDS = (
-    "text", "image", "voice", "video", "file", "link", "emoji", "card", "location",
-    "recall", "system", "friend-request", "other",
-)  # fmt: skip
 MAX_PAGE = 500
 CURSOR_RE = re.compile(r"^m1:(\d{1,18})$")
 
